@@ -1,0 +1,1 @@
+"""Embedded default target: a vLLM-compatible OpenAI API server driven by a continuous-batching GPU model."""
