@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SCENARIO ?= scenarios/day004_quant_vs_bf16.toml
+SCENARIO ?=
+GRID_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint format sim demo clean bench
+.PHONY: setup test lint format sim demo clean bench grid report
 
 setup: $(STAMP)
 
@@ -36,6 +37,10 @@ sim: setup
 	$(PY) -m simulator --profile rtx2000-ada-16gb-bf16 --port 8000 & \
 	$(PY) -m simulator --profile rtx2000-ada-16gb-awq --port 8001 & \
 	wait
+
+# A scenario file (SCENARIO=scenarios/....toml), or the seed's interface: GPU_NAME=... OUT_CSV=... URL=... make grid
+grid: setup
+	$(PY) -m loadgen grid $(SCENARIO) $(GRID_ARGS)
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -36,6 +36,8 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -44,15 +46,15 @@ class SimProcess:
 def start_simulator(tmp_path: Path, *args: str, timeout_s: float = 30.0) -> SimProcess:
     """Start the simulator on 127.0.0.1 port 0 and wait for its READY line on stdout."""
     log_path = tmp_path / f"sim-{time.monotonic_ns()}.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", "0", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", "0", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -63,6 +65,7 @@ def start_simulator(tmp_path: Path, *args: str, timeout_s: float = 30.0) -> SimP
             return SimProcess(proc=proc, url=line[len(READY_PREFIX) :].strip(), log_path=log_path)
     proc.kill()
     proc.wait()
+    proc.stdout.close()
     raise RuntimeError(f"simulator did not become ready: {log_path.read_text(errors='replace')[-2000:]}")
 
 
