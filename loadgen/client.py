@@ -1,0 +1,337 @@
+"""HTTP transport for streamed generations on a FastHttpUser's geventhttpclient connection pool.
+
+It sends one request, hands the body's `readline` to the shared stream loop, turns every way a request
+can go wrong into a failure reason, always releases the connection, and returns a complete record.
+It fires no Locust events itself (see `loadgen.users`), so it can be driven against any server.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+import orjson
+from geventhttpclient import URL
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+
+from loadgen.apis import GenerationParams, LLMApi, Prompt
+from loadgen.requestlog import RequestRecord
+from loadgen.sse import preview
+from loadgen.stream import StreamResult, read_stream
+from loadgen.timing import RequestTiming
+
+__all__ = ["ClientIdentity", "GenerationInterrupted", "GenerationOutcome", "LLMClient", "ServerState"]
+
+_ERROR_BODY_BYTES = 200
+
+
+@dataclass
+class ServerState:
+    """What this process learned about the server; shared by all its users."""
+
+    rejects_stream_options: bool = False
+    model: str | None = None
+    chars_per_token: float | None = None
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """Labels copied into every record."""
+
+    target_label: str = ""
+    workload: str = ""
+    user_id: str = ""
+    worker_id: str = ""
+
+
+@dataclass
+class GenerationOutcome:
+    record: RequestRecord
+    text: str | None = None  # only when asked for (multi-turn chat)
+
+    @property
+    def success(self) -> bool:
+        return self.record.success
+
+
+class LLMClient:
+    """Streams generations from one base URL through `http_for(url)` (a geventhttpclient HTTPClient)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        http_for: Callable[[URL], Any],
+        *,
+        timeout_s: float,
+        headers: dict[str, str] | None = None,
+        state: ServerState | None = None,
+        identity: ClientIdentity | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http_for = http_for
+        self.timeout_s = timeout_s
+        self._headers = dict(headers or {})
+        self.state = state or ServerState()
+        self.identity = identity or ClientIdentity()
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    def _url(self, path: str) -> URL:
+        return URL(self.base_url + path)
+
+    # -- small JSON calls (not part of the measured traffic) -------------------------------------------
+
+    def _json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        url = self._url(path)
+        payload = orjson.dumps(body) if body is not None else b""
+        headers = {**self._headers, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        resp = self._http_for(url).request(method, url.request_uri, body=payload, headers=headers)
+        try:
+            status, raw = resp.get_code(), resp.read()
+        finally:
+            resp.release()
+        try:
+            return status, orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            return status, None
+
+    def discover_model(self) -> str:
+        """The first model id of GET /v1/models; raises RuntimeError with the reason otherwise."""
+        try:
+            status, data = self._json("GET", "/v1/models")
+        except Exception as exc:
+            raise RuntimeError(f"model discovery failed: {_transport_reason(exc)}") from exc
+        models = data.get("data") if isinstance(data, dict) else None
+        if status != 200 or not models or not isinstance(models[0], dict) or "id" not in models[0]:
+            raise RuntimeError(f"model discovery failed: GET /v1/models returned HTTP {status} without a model")
+        return str(models[0]["id"])
+
+    def count_tokens(self, text: str, model: str) -> int | None:
+        """Prompt token count from the server's /tokenize (vLLM), or None where it has none."""
+        try:
+            status, data = self._json("POST", "/tokenize", {"model": model, "prompt": text})
+        except Exception:
+            return None
+        if status != 200 or not isinstance(data, dict):
+            return None
+        count = data.get("count")
+        if count is None and isinstance(data.get("tokens"), list):
+            count = len(data["tokens"])
+        return int(count) if isinstance(count, int) and count > 0 else None
+
+    # -- the measured request ---------------------------------------------------------------------------
+
+    def failed(self, api: LLMApi, max_new_tokens: int, error: str) -> GenerationOutcome:
+        """A record for a request that could not be sent at all (e.g. no model to ask for)."""
+        ident = self.identity
+        now = self._clock()
+        return GenerationOutcome(
+            RequestRecord(
+                request_id=uuid.uuid4().hex,
+                target_label=ident.target_label,
+                workload=ident.workload,
+                api=api.name,
+                max_new_tokens=max_new_tokens,
+                start_wall_s=self._wall_clock(),
+                t_send_s=now,
+                error=error,
+                user_id=ident.user_id,
+                worker_id=ident.worker_id,
+            )
+        )
+
+    def generate(
+        self,
+        api: LLMApi,
+        prompt: Prompt,
+        params: GenerationParams,
+        *,
+        collect_text: bool = False,
+        record_emit_lag: bool = False,
+    ) -> GenerationOutcome:
+        """One streamed generation. Never raises for server or network faults: they become the record's
+        `error`. A killed greenlet (GreenletExit) still gets its record, marked interrupted, then re-raises
+        via `GenerationInterrupted`."""
+        request_id = uuid.uuid4().hex
+        url = self._url(api.path)
+        headers = {
+            **self._headers,
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "X-Request-Id": request_id,
+        }
+        ident = self.identity
+        record = RequestRecord(
+            request_id=request_id,
+            target_label=ident.target_label,
+            workload=ident.workload,
+            api=api.name,
+            max_new_tokens=params.max_new_tokens,
+            start_wall_s=0.0,
+            t_send_s=0.0,
+            user_id=ident.user_id,
+            worker_id=ident.worker_id,
+        )
+        result = StreamResult(RequestTiming(0.0))
+        attempts = 0
+        while True:
+            attempts += 1
+            use_options = not self.state.rejects_stream_options
+            body = orjson.dumps(api.build_payload(prompt, params, use_options))
+            result = StreamResult(RequestTiming(0.0))
+            status, retry = self._attempt(
+                url, body, headers, api, result, record, use_options, collect_text, record_emit_lag
+            )
+            if not (retry and attempts == 1):
+                break
+        self._finish(record, result, status)
+        text = "".join(result.text_parts) if collect_text and result.text_parts is not None else None
+        return GenerationOutcome(record, text)
+
+    def _attempt(
+        self,
+        url: URL,
+        body: bytes,
+        headers: dict[str, str],
+        api: LLMApi,
+        result: StreamResult,
+        record: RequestRecord,
+        sent_options: bool,
+        collect_text: bool,
+        record_emit_lag: bool,
+    ) -> tuple[int | None, bool]:
+        """Send once; returns (HTTP status or None, whether to retry). Fills `record.error` on failure."""
+        record.error = None
+        http = self._http_for(url)
+        record.start_wall_s = self._wall_clock()
+        result.timing.t_send = record.t_send_s = self._clock()
+        try:
+            resp = http.request("POST", url.request_uri, body=body, headers=headers)
+        except HTTPConnectionClosed as exc:
+            # A pooled keep-alive connection the server had already closed: nothing was generated.
+            record.error = f"connection closed before a response ({exc})"
+            return None, True
+        except gevent.GreenletExit:
+            record.error = "interrupted: user stopped before a response"
+            raise GenerationInterrupted(self._interrupted(record, result, None)) from None
+        except Exception as exc:
+            record.error = _transport_reason(exc, self.timeout_s)
+            return None, False
+        status = resp.get_code()
+        try:
+            if status != 200:
+                raw = _read_bounded(resp)
+                if sent_options and status == 400 and _rejects_stream_options(raw):
+                    # Remembered for the whole process: later requests skip the doomed first attempt.
+                    self.state.rejects_stream_options = True
+                    return status, True
+                record.error = f"HTTP {status}: {preview(raw, _ERROR_BODY_BYTES)}"
+                return status, False
+            emit_clock = time.monotonic_ns if record_emit_lag else None
+            read_stream(
+                _fair_readline(resp),
+                self._clock,
+                api,
+                result,
+                collect_text=collect_text,
+                emit_clock_ns=emit_clock,
+            )
+        except gevent.GreenletExit:
+            record.error = "interrupted: user stopped mid-stream"
+            raise GenerationInterrupted(self._interrupted(record, result, status)) from None
+        except Exception as exc:
+            where = "mid-stream" if result.timing.arrivals else "before the first token"
+            record.error = f"{_transport_reason(exc, self.timeout_s)} ({where})"
+        finally:
+            resp.release()  # returns the socket to the pool, or closes it if the body was not finished
+        return status, False
+
+    def _interrupted(self, record: RequestRecord, result: StreamResult, status: int | None) -> GenerationOutcome:
+        error = record.error
+        self._finish(record, result, status)
+        record.error, record.success = error, False
+        return GenerationOutcome(record)
+
+    def _finish(self, record: RequestRecord, result: StreamResult, status: int | None) -> None:
+        """Derive the metrics and decide success exactly as METRICS.md defines it."""
+        timing = result.timing
+        output_tokens = result.output_tokens
+        summary = timing.summarize(output_tokens)
+        record.http_status = status
+        record.ttft_ms, record.e2e_ms, record.tpot_ms = summary.ttft_ms, summary.e2e_ms, summary.tpot_ms
+        record.itl_mean_ms, record.itl_p99_ms = summary.itl_mean_ms, summary.itl_p99_ms
+        record.prompt_tokens = result.prompt_tokens
+        record.output_tokens = output_tokens
+        record.tokens_source = result.tokens_source
+        record.finish_reason = result.finish_reason
+        record.arrivals_ms = timing.arrival_offsets_ms()
+        record.counts = timing.counts
+        record.emit_lag_us = result.emit_lag_us
+        if record.error is None:
+            if result.error is not None:
+                record.error = result.error
+            elif not result.ended_cleanly:
+                record.error = "stream ended without [DONE] or finish_reason (truncated)"
+            elif output_tokens < 1 or not timing.arrivals:
+                record.error = "zero output tokens"
+        record.success = record.error is None and status == 200
+
+
+class GenerationInterrupted(Exception):
+    """The user's greenlet was killed mid-request; `outcome` holds the record to log before re-raising."""
+
+    def __init__(self, outcome: GenerationOutcome) -> None:
+        super().__init__("generation interrupted")
+        self.outcome = outcome
+
+
+def _fair_readline(resp: Any, every_lines: int = 16) -> Callable[[], bytes]:
+    """`resp.readline` that yields to other greenlets every few lines. A recv with data already buffered
+    does not switch greenlets, so a stream that is always ahead (a fast server) would otherwise keep
+    every other user from reading, and stamping, its own events until it ends."""
+    readline = resp.readline
+    count = 0
+
+    def fair() -> bytes:
+        nonlocal count
+        count += 1
+        if count >= every_lines:
+            count = 0
+            gevent.sleep(0)  # before the read, so it never delays a timestamp
+        return readline(b"\n")
+
+    return fair
+
+
+def _rejects_stream_options(body: bytes) -> bool:
+    lowered = body.lower()
+    return b"stream_options" in lowered or b"continuous_usage_stats" in lowered or b"include_usage" in lowered
+
+
+def _read_bounded(resp: Any, limit: int = 4096) -> bytes:
+    try:
+        return bytes(resp.read())[:limit]
+    except Exception:
+        return b""
+
+
+def _transport_reason(exc: BaseException, timeout_s: float | None = None) -> str:
+    if isinstance(exc, (socket.timeout, gevent.Timeout, TimeoutError)):
+        return f"stalled: no data for {timeout_s:g} s (--request-timeout)" if timeout_s else "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, (HTTPParseError, HTTPConnectionClosed)):
+        return f"connection lost: {exc}".rstrip(". ")
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,160 @@
+"""Command-line options registered on Locust's own parser, and the settings object read from them once.
+
+Registering through `events.init_command_line_parser` makes every option work in `locust.conf`, as a
+`LOCUST_*` environment variable, in the web UI's custom-parameters form, and on workers (Locust forwards
+non-default options from the master).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen.apis import API_NAMES
+
+__all__ = ["DEFAULT_HOST", "Settings", "add_arguments"]
+
+DEFAULT_HOST = "http://127.0.0.1:8000"
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_arguments(parser: Any) -> None:
+    """Add the suite's options to Locust's argument parser (a configargparse parser)."""
+
+    def add(flag: str, **kwargs: Any) -> None:
+        # Straight on the parser (only LocustArgumentParser.add_argument understands include_in_web_ui),
+        # with the LOCUST_* environment variable Locust's own options have.
+        env = "LOCUST_" + flag.lstrip("-").replace("-", "_").upper()
+        parser.add_argument(flag, env_var=env, **kwargs)
+
+    add("--model", default=None, help="Model name to request. Default: the first model of GET /v1/models.")
+    add(
+        "--api",
+        choices=API_NAMES,
+        default="completions",
+        help="OpenAI-compatible API to drive: /v1/completions or /v1/chat/completions. Default: completions.",
+    )
+    add(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="max_tokens per request. Default: the user class's (chat 128, batch 256).",
+    )
+    add("--temperature", type=float, default=0.0, help="Sampling temperature. Default: 0.")
+    add(
+        "--ignore-eos",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Ask the server to ignore end-of-sequence and generate exactly max_tokens (vLLM's ignore_eos). "
+        "Default: true, because capacity runs need a fixed output length: otherwise throughput and "
+        "latency depend on when the model happens to stop, and runs are not comparable. "
+        "--no-ignore-eos lets the model stop by itself.",
+    )
+    add(
+        "--docs",
+        default=None,
+        metavar="PATH",
+        help="Prompt source (.txt with documents separated by a '---' line or blank lines, .jsonl with "
+        "{'text': ...}, .csv with a 'text' column). Documents for batch, prompts for chat. "
+        "Default: the documents shipped with loadgen.",
+    )
+    add(
+        "--prompt-tokens",
+        type=int,
+        default=None,
+        help="Target prompt length in tokens: each text is cut or extended to it, calibrated with the "
+        "server's /tokenize when available, else ~4 characters per token. Default: texts as they are.",
+    )
+    add(
+        "--request-timeout",
+        type=float,
+        default=60.0,
+        help="Seconds the server may stay silent (connecting, before the first byte, or between events) "
+        "before the request fails as stalled. Default: 60.",
+    )
+    add(
+        "--api-key",
+        default=None,
+        include_in_web_ui=False,
+        help="Bearer token for the server. Default: $OPENAI_API_KEY. Never written to logs or files, "
+        "and not shown in the web UI.",
+    )
+    add(
+        "--target-label",
+        default="",
+        help="Label of the system under test written into every request record, e.g. RTX2000-16GB-BF16.",
+    )
+    add(
+        "--request-log",
+        default=None,
+        metavar="PATH_PREFIX",
+        help="Write per-request records to PATH_PREFIX_requests_<host>-<pid>.csv (plus _tokens_ and _client_ "
+        "files), one set per process. Default: the --csv prefix, if given.",
+    )
+    add(
+        "--chat-turns",
+        type=int,
+        default=1,
+        help="Turns per chat conversation; later turns resend the history. Default: 1 (single-turn).",
+    )
+    add(
+        "--record-emit-lag",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        include_in_web_ui=False,
+        help="Benchmarks only: when the server stamps events with sim_emit_ns (the simulator's fixed-timing "
+        "mode), also write client arrival minus server emission per event to PREFIX_emitlag_*.csv.",
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options a user needs, read once from Locust's parsed options (and the environment)."""
+
+    model: str | None = None
+    api: str = "completions"
+    max_new_tokens: int | None = None
+    temperature: float = 0.0
+    ignore_eos: bool = True
+    docs: str | None = None
+    prompt_tokens: int | None = None
+    request_timeout_s: float = 60.0
+    api_key: str | None = field(default=None, repr=False)
+    target_label: str = ""
+    request_log: str | None = None
+    chat_turns: int = 1
+    record_emit_lag: bool = False
+
+    @classmethod
+    def from_options(cls, options: Any, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build from a parsed-options namespace; missing attributes (e.g. a bare Environment) get defaults."""
+        env = os.environ if environ is None else environ
+        get = getattr
+        api_key = get(options, "api_key", None) or env.get("OPENAI_API_KEY") or None
+        request_log = get(options, "request_log", None) or get(options, "csv_prefix", None)
+        return cls(
+            model=get(options, "model", None) or None,
+            api=get(options, "api", "completions") or "completions",
+            max_new_tokens=get(options, "max_new_tokens", None),
+            temperature=float(get(options, "temperature", 0.0) or 0.0),
+            ignore_eos=_bool(get(options, "ignore_eos", True)),
+            docs=get(options, "docs", None) or None,
+            prompt_tokens=get(options, "prompt_tokens", None) or None,
+            request_timeout_s=float(get(options, "request_timeout", 60.0) or 60.0),
+            api_key=api_key,
+            target_label=get(options, "target_label", "") or "",
+            request_log=request_log or None,
+            chat_turns=max(1, int(get(options, "chat_turns", 1) or 1)),
+            record_emit_lag=_bool(get(options, "record_emit_lag", False)),
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

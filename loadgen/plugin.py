@@ -1,0 +1,288 @@
+"""Locust event glue: options, per-process runtime (request log, client health, LLM stats), master merge, web UI.
+
+`install(events)` is called once when `loadgen.users` is imported, because Locust fires its
+command-line-parser hook before any user class or environment exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.lock
+from locust.env import Environment
+from locust.event import Events
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadgen.client import GenerationOutcome, LLMClient, ServerState
+from loadgen.clienthealth import ClientHealth
+from loadgen.llmstats import LLMStats
+from loadgen.options import Settings, add_arguments
+from loadgen.requestlog import CsvRecordSink, process_tag
+from loadgen.webui import install_llm_tab
+from loadgen.workloads import PromptFitter, WorkloadError, chars_per_token, load_texts
+
+__all__ = ["LoadgenRuntime", "install", "runtime_for"]
+
+logger = logging.getLogger(__name__)
+
+_runtimes: weakref.WeakKeyDictionary[Environment, LoadgenRuntime] = weakref.WeakKeyDictionary()
+_installed: set[int] = set()
+_CSV_INTERVAL_S = 2.0
+
+
+class LoadgenRuntime:
+    """Everything one Locust process shares between its LLM users."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.settings = Settings.from_options(environment.parsed_options)
+        self.stats = LLMStats()
+        self.server = ServerState()
+        self.sink: CsvRecordSink | None = None
+        self.health: ClientHealth | None = None
+        self._texts: dict[str, list[str]] = {}
+        self._greenlets: list[gevent.Greenlet] = []
+        self._user_seq = 0
+        self._model_lock = gevent.lock.Semaphore()
+        self._fitter: PromptFitter | None = None
+        self._csv_writer: gevent.Greenlet | None = None
+
+    @property
+    def worker_id(self) -> str:
+        runner = self.environment.runner
+        return runner.client_id if isinstance(runner, WorkerRunner) else process_tag()
+
+    def next_user_id(self) -> str:
+        self._user_seq += 1
+        return str(self._user_seq)
+
+    # -- workloads ----------------------------------------------------------------------------------
+
+    def texts(self, source: str | Path) -> list[str]:
+        key = str(source)
+        if key not in self._texts:
+            self._texts[key] = load_texts(source)
+        return self._texts[key]
+
+    def model(self, client: LLMClient) -> str:
+        """--model, else the server's first model (asked once per process; failures are retried)."""
+        if self.settings.model:
+            return self.settings.model
+        with self._model_lock:
+            if self.server.model is None:
+                self.server.model = client.discover_model()
+            return self.server.model
+
+    def fitter(self, client: LLMClient, model: str, sample_texts: list[str]) -> PromptFitter | None:
+        """The --prompt-tokens fitter, calibrated once with the server's /tokenize when it has one."""
+        target = self.settings.prompt_tokens
+        if not target:
+            return None
+        with self._model_lock:
+            if self._fitter is None:
+                sample = "\n\n".join(sample_texts[:3])[:20_000]
+                count = client.count_tokens(sample, model)
+                ratio = chars_per_token(sample, count or 0)
+                self.server.chars_per_token = ratio
+                source = "/tokenize" if count else "default"
+                logger.info("prompt length calibration: %.2f chars/token (%s)", ratio, source)
+                self._fitter = PromptFitter(target, ratio)
+            return self._fitter
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def start_recording(self) -> None:
+        """Open this process's request log (if a prefix is known) and start the 1 s health/flush ticker."""
+        self.settings = Settings.from_options(self.environment.parsed_options)
+        if self.sink is None and self.settings.request_log:
+            self.sink = CsvRecordSink(self.settings.request_log, emit_lag=self.settings.record_emit_lag)
+            logger.info("request log: %s", self.sink.paths["requests"])
+        if self.health is None:
+            self.health = ClientHealth(active_users=lambda: self._runner_user_count())
+            self._spawn(self.health.run_ticker)
+            self._spawn(self._tick_every_second)
+
+    def _runner_user_count(self) -> int:
+        runner = self.environment.runner
+        return runner.user_count if runner is not None else 0
+
+    def _tick_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            if self.health is not None and self.sink is not None:
+                self.sink.write_client(self.health.sample())
+            if self.sink is not None:
+                self.sink.flush()
+
+    def record(self, outcome: GenerationOutcome, request_type: str, name: str, fire_event: bool = True) -> None:
+        """Report one finished request to Locust, the LLM stats and the request log."""
+        rec = outcome.record
+        if fire_event:
+            elapsed_ms = rec.e2e_ms
+            if elapsed_ms is None or not rec.success:
+                elapsed_ms = max(0.0, (time.perf_counter() - rec.t_send_s) * 1000.0)
+            self.environment.events.request.fire(
+                request_type=request_type,
+                name=name,
+                response_time=elapsed_ms,
+                response_length=rec.output_tokens,
+                exception=None if rec.success else LLMRequestError(rec.error or "failed"),
+                context={"request_id": rec.request_id},
+            )
+        if rec.success and rec.ttft_ms is not None:
+            self.stats.log(request_type, name, rec.ttft_ms, rec.tpot_ms, rec.output_tokens)
+        if self.sink is not None:
+            self.sink.write_request(rec)
+
+    def record_lag_ms(self, lag_ms: float) -> None:
+        if self.health is not None:
+            self.health.record_lag_ms(lag_ms)
+
+    def flush(self) -> None:
+        if self.sink is not None:
+            self.sink.flush()
+
+    def close(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self._greenlets.clear()
+        if self.sink is not None:
+            if self.health is not None:
+                self.sink.write_client(self.health.sample())
+            self.sink.close()
+            self.sink = None
+        self.health = None
+        self._csv_writer = None
+
+    def _spawn(self, fn: Callable[[], None]) -> None:
+        self._greenlets.append(gevent.spawn(fn))
+
+    # -- LLM stats CSV (master or local process) ---------------------------------------------------------
+
+    def llm_rows(self) -> list[dict[str, Any]]:
+        runner = self.environment.runner
+        start = runner.stats.start_time if runner is not None else None
+        return self.stats.rows(run_start_s=start)
+
+    def write_llm_csv(self) -> None:
+        prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
+        if not prefix:
+            return
+        path = Path(f"{prefix}_llm_stats.csv")
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            self.stats.write_csv(f, self.llm_rows())
+        tmp.replace(path)
+
+    def start_llm_csv_writer(self) -> None:
+        """Rewrite PREFIX_llm_stats.csv every few seconds, like Locust's own CSVs (master or local)."""
+        if self._csv_writer is None and getattr(self.environment.parsed_options, "csv_prefix", None):
+            self._csv_writer = gevent.spawn(self._write_llm_csv_forever)
+            self._greenlets.append(self._csv_writer)
+
+    def _write_llm_csv_forever(self) -> None:
+        while True:
+            gevent.sleep(_CSV_INTERVAL_S)
+            self.write_llm_csv()
+
+
+class LLMRequestError(Exception):
+    """The failure Locust records for a request; its message is the request log's `error`."""
+
+
+def runtime_for(environment: Environment) -> LoadgenRuntime:
+    rt = _runtimes.get(environment)
+    if rt is None:
+        rt = _runtimes[environment] = LoadgenRuntime(environment)
+    return rt
+
+
+def install(events: Events) -> None:
+    """Register the listeners on Locust's event hooks (idempotent per Events object)."""
+    if id(events) in _installed:
+        return
+    _installed.add(id(events))
+    events.init_command_line_parser.add_listener(lambda parser, **_: add_arguments(parser))
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)
+    events.reset_stats.add_listener(_on_reset_stats)
+    events.quitting.add_listener(lambda environment, **_: _on_quitting(environment))
+
+
+def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
+    rt = runtime_for(environment)
+    options = environment.parsed_options
+    # Workers (also --processes children, which lose --csv) get the prefix as a forwarded option.
+    if (
+        isinstance(runner, MasterRunner)
+        and options is not None
+        and not getattr(options, "request_log", None)
+        and getattr(options, "csv_prefix", None)
+    ):
+        options.request_log = options.csv_prefix
+    _check_workloads(environment, rt)
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(
+            lambda client_id, data, **_: data.__setitem__("llm_stats", rt.stats.report())
+        )
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(
+            lambda client_id, data, **_: rt.stats.merge(data.get("llm_stats") or {})
+        )
+    # `quit` fires after the runner has stopped every user, so interrupted requests are still logged.
+    environment.events.quit.add_listener(lambda **_: _on_quit(rt))
+    if web_ui is not None:
+        install_llm_tab(web_ui, rt.llm_rows, rt.stats)
+
+
+def _check_workloads(environment: Environment, rt: LoadgenRuntime) -> None:
+    """Load every LLM user's prompt source now, so a bad --docs stops the run at start, naming the path."""
+    for user_class in environment.user_classes or []:
+        source_of = getattr(user_class, "prompt_source", None)
+        if source_of is None:
+            continue
+        try:
+            rt.texts(source_of(rt.settings))
+        except WorkloadError as exc:
+            logger.error("%s", exc)
+            sys.stderr.write(f"error: {exc}\n")
+            sys.exit(1)
+
+
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    rt = runtime_for(environment)
+    rt.stats.clear()
+    if not isinstance(environment.runner, MasterRunner):
+        rt.start_recording()
+    if not isinstance(environment.runner, WorkerRunner):
+        rt.start_llm_csv_writer()
+
+
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    rt = runtime_for(environment)
+    rt.flush()
+    if not isinstance(environment.runner, WorkerRunner):
+        rt.write_llm_csv()
+
+
+def _on_reset_stats(**_: Any) -> None:
+    for rt in list(_runtimes.values()):
+        rt.stats.reset()
+
+
+def _on_quitting(environment: Environment) -> None:
+    runtime_for(environment).flush()
+
+
+def _on_quit(rt: LoadgenRuntime) -> None:
+    rt.close()
+    if not isinstance(rt.environment.runner, WorkerRunner):
+        rt.write_llm_csv()

@@ -1,0 +1,184 @@
+"""Per-request records and the CSV files they go to (one set per process), flushed at least every second.
+
+Files, for a prefix P and this process's `<hostname>-<pid>`:
+  P_requests_<id>.csv  one row per request (REQUEST_COLUMNS)
+  P_tokens_<id>.csv    token arrival trace: offsets from t_send (ms) and tokens per event
+  P_client_<id>.csv    load-generator health, one row per second (CLIENT_COLUMNS)
+  P_emitlag_<id>.csv   only with --record-emit-lag: client arrival − server emission per event (µs)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+__all__ = [
+    "CLIENT_COLUMNS",
+    "REQUEST_COLUMNS",
+    "TOKEN_COLUMNS",
+    "CsvRecordSink",
+    "RequestRecord",
+    "RowWriter",
+    "process_tag",
+]
+
+REQUEST_COLUMNS = (
+    "request_id",
+    "target_label",
+    "workload",
+    "api",
+    "max_new_tokens",
+    "start_wall_s",
+    "t_send_s",
+    "ttft_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "itl_mean_ms",
+    "itl_p99_ms",
+    "prompt_tokens",
+    "output_tokens",
+    "tokens_source",
+    "finish_reason",
+    "http_status",
+    "success",
+    "error",
+    "user_id",
+    "worker_id",
+)
+TOKEN_COLUMNS = ("request_id", "arrivals_ms", "counts")
+CLIENT_COLUMNS = ("wall_s", "cpu_pct", "dispatch_lag_p99_ms", "dispatch_lag_max_ms", "active_users")
+EMIT_LAG_COLUMNS = ("request_id", "emit_lag_us")
+
+
+class RowWriter(Protocol):
+    """The slice of `csv.writer` the sink needs; tests can pass a list-backed fake."""
+
+    def writerow(self, row: Iterable[object], /) -> object: ...
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request as written to the request log; None becomes an empty cell."""
+
+    request_id: str
+    target_label: str
+    workload: str
+    api: str
+    max_new_tokens: int
+    start_wall_s: float
+    t_send_s: float
+    ttft_ms: float | None = None
+    e2e_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_mean_ms: float | None = None
+    itl_p99_ms: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int = 0
+    tokens_source: str = "events"
+    finish_reason: str | None = None
+    http_status: int | None = None
+    success: bool = False
+    error: str | None = None
+    user_id: str = ""
+    worker_id: str = ""
+    # Not columns of the request file: the token arrival trace and optional emit lags.
+    arrivals_ms: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    emit_lag_us: list[float] | None = None
+
+    def row(self) -> list[object]:
+        values = astuple(self)[: len(REQUEST_COLUMNS)]
+        return [_cell(v, precise) for v, precise in zip(values, _PRECISE, strict=True)]
+
+    def token_row(self) -> list[object]:
+        arrivals = " ".join(f"{a:.3f}" for a in self.arrivals_ms)
+        counts = "" if all(c == 1 for c in self.counts) else " ".join(map(str, self.counts))
+        return [self.request_id, arrivals, counts]
+
+
+# Seconds columns keep microseconds; millisecond columns keep microseconds too (3 decimals).
+_PRECISE = tuple(name.endswith("_s") for name in REQUEST_COLUMNS)
+
+
+def _cell(value: object, precise: bool = False) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return f"{value:.6f}" if precise else f"{value:.3f}"
+    return value
+
+
+def process_tag() -> str:
+    """`<hostname>-<pid>`: distinguishes the files of every process, local or distributed."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class CsvRecordSink:
+    """Writes records to CSV files named from `prefix`; `flush_if_due()` keeps data at most ~1 s behind."""
+
+    def __init__(
+        self,
+        prefix: str,
+        tag: str | None = None,
+        *,
+        emit_lag: bool = False,
+        flush_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tag = tag or process_tag()
+        base = Path(f"{prefix}_x").parent
+        base.mkdir(parents=True, exist_ok=True)
+        self._files: list[IO[str]] = []
+        self.paths: dict[str, Path] = {}
+        self._requests = self._open(prefix, "requests", REQUEST_COLUMNS)
+        self._tokens = self._open(prefix, "tokens", TOKEN_COLUMNS)
+        self._client = self._open(prefix, "client", CLIENT_COLUMNS)
+        self._emit = self._open(prefix, "emitlag", EMIT_LAG_COLUMNS) if emit_lag else None
+        self._clock = clock
+        self._interval = flush_interval_s
+        self._last_flush = clock()
+
+    def _open(self, prefix: str, kind: str, header: Sequence[str]) -> RowWriter:
+        path = Path(f"{prefix}_{kind}_{self.tag}.csv")
+        f = path.open("w", newline="", encoding="utf-8")
+        self._files.append(f)
+        self.paths[kind] = path
+        writer = csv.writer(f)
+        writer.writerow(header)
+        return writer
+
+    def write_request(self, record: RequestRecord) -> None:
+        self._requests.writerow(record.row())
+        if record.arrivals_ms:
+            self._tokens.writerow(record.token_row())
+        if self._emit is not None and record.emit_lag_us:
+            self._emit.writerow([record.request_id, " ".join(f"{v:.1f}" for v in record.emit_lag_us)])
+        self.flush_if_due()
+
+    def write_client(self, row: Sequence[object]) -> None:
+        self._client.writerow([_cell(v) for v in row])
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        now = self._clock()
+        if now - self._last_flush >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = self._clock()
+        for f in self._files:
+            if not f.closed:
+                f.flush()
+
+    def close(self) -> None:
+        for f in self._files:
+            if not f.closed:
+                f.close()

@@ -1,0 +1,150 @@
+"""`LLMUser`: the base Locust user for streamed generations; subclasses only choose their prompts.
+
+Importing this module registers the suite's options and event listeners on `locust.events` (Locust
+parses the command line before it creates any user, so this cannot wait for one).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gevent
+from locust import constant, events
+from locust.contrib.fasthttp import FastHttpUser
+
+from loadgen import plugin
+from loadgen.apis import GenerationParams, LLMApi, Prompt, get_api
+from loadgen.client import ClientIdentity, GenerationInterrupted, GenerationOutcome, LLMClient
+from loadgen.options import DEFAULT_HOST, Settings
+from loadgen.workloads import DATA_DIR, PromptFitter
+
+__all__ = ["LLMUser"]
+
+plugin.install(events)
+
+# After a request fails without generating anything, pause briefly so a dead or rejecting target does
+# not turn every user into a busy loop (thousands of failures per second, no useful signal).
+_FAILURE_PAUSE_S = 0.1
+
+
+class LLMUser(FastHttpUser):
+    """Streams one generation per task and records it exactly (see METRICS.md).
+
+    Subclasses set `workload`, `default_max_new_tokens`, `default_source` (a file in loadgen/data),
+    implement `next_prompt()` and declare a task that calls `generate()`. Runs as a closed loop (no
+    think time) unless `wait_time` is overridden.
+    """
+
+    abstract = True
+    host = DEFAULT_HOST
+    wait_time = constant(0)
+
+    workload: ClassVar[str] = "llm"
+    default_max_new_tokens: ClassVar[int] = 128
+    default_source: ClassVar[str] = "docs.txt"
+
+    def __init__(self, environment: Any) -> None:
+        self.runtime = plugin.runtime_for(environment)
+        self.settings: Settings = self.runtime.settings
+        # FastHttpUser builds its connection pool from these; a silent server fails after --request-timeout.
+        self.network_timeout = self.connection_timeout = self.settings.request_timeout_s
+        super().__init__(environment)
+        self.api: LLMApi = get_api(self.settings.api)
+        self.user_id = self.runtime.next_user_id()
+        self.rng = random.Random(f"{self.workload}-{self.user_id}")
+        self.llm = LLMClient(
+            self.host or DEFAULT_HOST,
+            self.client.client.clientpool.get_client,
+            timeout_s=self.settings.request_timeout_s,
+            headers=self.settings.auth_headers(),
+            state=self.runtime.server,
+            identity=ClientIdentity(
+                target_label=self.settings.target_label,
+                workload=self.workload,
+                user_id=self.user_id,
+                worker_id=self.runtime.worker_id,
+            ),
+        )
+        self._due_s: float | None = None
+        inner_wait = self.wait_time
+
+        def wait_and_remember_due() -> float:
+            seconds = float(inner_wait())
+            self._due_s = time.perf_counter() + seconds
+            return seconds
+
+        self.wait_time = wait_and_remember_due  # type: ignore[method-assign]
+
+    # -- what subclasses provide ------------------------------------------------------------------------
+
+    @classmethod
+    def prompt_source(cls, settings: Settings) -> Path:
+        """--docs if given, else this workload's file shipped in loadgen/data."""
+        return Path(settings.docs) if settings.docs else DATA_DIR / cls.default_source
+
+    def next_prompt(self) -> Prompt:
+        raise NotImplementedError
+
+    # -- helpers for subclasses --------------------------------------------------------------------------
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.settings.max_new_tokens or self.default_max_new_tokens
+
+    @property
+    def request_name(self) -> str:
+        return f"{self.workload} {self.api.path}"
+
+    def texts(self) -> list[str]:
+        return self.runtime.texts(self.prompt_source(self.settings))
+
+    def fitter(self) -> PromptFitter | None:
+        """Fits texts to --prompt-tokens (None without it); calibrates on first use."""
+        if not self.settings.prompt_tokens:
+            return None
+        try:
+            model = self.runtime.model(self.llm)
+        except RuntimeError:
+            return PromptFitter(self.settings.prompt_tokens)
+        return self.runtime.fitter(self.llm, model, self.texts())
+
+    # -- the request -------------------------------------------------------------------------------------
+
+    def generate(self, prompt: Prompt, *, collect_text: bool = False) -> GenerationOutcome:
+        """Send one streamed request and record it everywhere; returns the outcome (never raises for
+        server faults)."""
+        if self._due_s is not None:
+            self.runtime.record_lag_ms((time.perf_counter() - self._due_s) * 1000.0)
+            self._due_s = None
+        try:
+            model = self.runtime.model(self.llm)
+        except RuntimeError as exc:
+            outcome = self.llm.failed(self.api, self.max_new_tokens, str(exc))
+            self.runtime.record(outcome, "POST", self.request_name)
+            gevent.sleep(_FAILURE_PAUSE_S)
+            return outcome
+        params = GenerationParams(
+            model=model,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.settings.temperature,
+            ignore_eos=self.settings.ignore_eos,
+        )
+        try:
+            outcome = self.llm.generate(
+                self.api,
+                prompt,
+                params,
+                collect_text=collect_text,
+                record_emit_lag=self.settings.record_emit_lag,
+            )
+        except GenerationInterrupted as exc:
+            # Stopped mid-request: keep the record (its tokens were generated), then let the kill proceed.
+            self.runtime.record(exc.outcome, "POST", self.request_name, fire_event=False)
+            raise gevent.GreenletExit() from None
+        self.runtime.record(outcome, "POST", self.request_name)
+        if not outcome.success and outcome.record.output_tokens == 0:
+            gevent.sleep(_FAILURE_PAUSE_S)
+        return outcome

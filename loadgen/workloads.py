@@ -1,0 +1,133 @@
+"""Prompt sources: load documents or prompts from .txt/.jsonl/.csv, and fit texts to a target token length.
+
+Loading is strict: a missing, unreadable or empty source raises `WorkloadError` naming the path, so a run
+stops at start instead of sending empty prompts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DATA_DIR",
+    "DEFAULT_CHARS_PER_TOKEN",
+    "FOLLOW_UPS",
+    "PromptFitter",
+    "WorkloadError",
+    "chars_per_token",
+    "load_texts",
+]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_CHARS_PER_TOKEN = 4.0
+
+# Second and later turns of a multi-turn chat ask about the previous answer.
+FOLLOW_UPS = (
+    "Can you give a concrete example of that?",
+    "Summarize your last answer in two sentences.",
+    "What is the most common mistake people make here?",
+    "How would you explain this to a twelve-year-old?",
+    "What would change if the budget were cut in half?",
+    "Which of those points matters most, and why?",
+)
+
+_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+
+
+class WorkloadError(ValueError):
+    """A prompt source that cannot be used; the message names the path and what is wrong."""
+
+
+def load_texts(path: str | Path) -> list[str]:
+    """Texts from `.txt` (split on lines `---`, else on blank lines), `.jsonl` ({"text": ...} per line)
+    or `.csv` (a `text` column). Empty texts are dropped; no text at all is an error."""
+    p = Path(path)
+    if not p.is_file():
+        raise WorkloadError(f"prompt source {str(path)!r} does not exist or is not a file")
+    suffix = p.suffix.lower()
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"prompt source {str(path)!r} cannot be read: {exc}") from exc
+    if suffix == ".jsonl":
+        texts = _from_jsonl(raw, p)
+    elif suffix == ".csv":
+        texts = _from_csv(raw, p)
+    elif suffix in (".txt", ".md", ""):
+        texts = _from_txt(raw)
+    else:
+        raise WorkloadError(f"prompt source {str(path)!r}: unknown format {suffix!r}; use .txt, .jsonl or .csv")
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        raise WorkloadError(f"prompt source {str(path)!r} contains no texts")
+    return texts
+
+
+def _from_txt(raw: str) -> list[str]:
+    raw = raw.replace("\r\n", "\n")
+    if _SEPARATOR.search(raw):
+        return _SEPARATOR.split(raw)
+    return _BLANK_LINES.split(raw)
+
+
+def _from_jsonl(raw: str, p: Path) -> list[str]:
+    texts = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise WorkloadError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise WorkloadError(f'{p}:{lineno}: expected an object with a string "text" field')
+        texts.append(obj["text"])
+    return texts
+
+
+def _from_csv(raw: str, p: Path) -> list[str]:
+    reader = csv.DictReader(io.StringIO(raw, newline=""))
+    if not reader.fieldnames or "text" not in reader.fieldnames:
+        found = ", ".join(reader.fieldnames or []) or "none"
+        raise WorkloadError(f"{p}: no 'text' column (columns found: {found})")
+    return [row.get("text") or "" for row in reader]
+
+
+@dataclass(frozen=True)
+class PromptFitter:
+    """Cuts or extends texts to about `target_tokens`, using a calibrated characters-per-token ratio."""
+
+    target_tokens: int
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+
+    @property
+    def target_chars(self) -> int:
+        return max(1, round(self.target_tokens * self.chars_per_token))
+
+    def fit(self, text: str, filler: list[str]) -> str:
+        """`text` cut at a word boundary near the target, or extended with `filler` texts (cycled)."""
+        want = self.target_chars
+        out = text
+        i = 0
+        while len(out) < want and filler:
+            out = f"{out}\n\n{filler[i % len(filler)]}"
+            i += 1
+            if i > 10_000:
+                break
+        if len(out) <= want:
+            return out
+        cut = out.rfind(" ", 0, want + 1)
+        return out[: cut if cut > want // 2 else want].rstrip()
+
+
+def chars_per_token(sample: str, token_count: int) -> float:
+    """Calibration from one tokenized sample; falls back to the default for a useless sample."""
+    if token_count <= 0 or not sample:
+        return DEFAULT_CHARS_PER_TOKEN
+    return len(sample) / token_count

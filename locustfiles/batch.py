@@ -1,0 +1,31 @@
+"""Batch summarization: each request sends one long document with a "summarize" instruction.
+
+    locust -f locustfiles/batch.py --headless -u 32 -t 60s --csv out/batch
+
+Defaults: 256 new tokens, documents from loadgen/data/docs.txt (or --docs), length per --prompt-tokens.
+"""
+
+from locust import task
+
+from loadgen.apis import Prompt
+from loadgen.users import LLMUser
+
+INSTRUCTION = "Summarize the following document in a few concise paragraphs for a busy reader."
+
+
+class BatchSummarizeUser(LLMUser):
+    workload = "batch"
+    default_max_new_tokens = 256
+    default_source = "docs.txt"
+
+    def next_prompt(self) -> Prompt:
+        docs = self.texts()
+        doc = docs[self.rng.randrange(len(docs))]
+        fitter = self.fitter()
+        if fitter is not None:
+            doc = fitter.fit(doc, docs)
+        return f"{INSTRUCTION}\n\n{doc}\n\nSummary:"
+
+    @task
+    def summarize(self) -> None:
+        self.generate(self.next_prompt())

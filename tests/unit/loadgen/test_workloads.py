@@ -1,0 +1,84 @@
+"""Prompt sources: formats, the shipped data, clear errors naming the path, and prompt fitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadgen.workloads import DATA_DIR, PromptFitter, WorkloadError, chars_per_token, load_texts
+
+
+def test_txt_with_separator_lines(tmp_path: Path) -> None:
+    p = tmp_path / "d.txt"
+    p.write_text("one\n\nstill one\n---\ntwo\n---  \n\n")
+    assert load_texts(p) == ["one\n\nstill one", "two"]
+
+
+def test_txt_blank_line_blocks(tmp_path: Path) -> None:
+    p = tmp_path / "d.txt"
+    p.write_text("alpha\nbeta\n\n\ngamma\n")
+    assert load_texts(p) == ["alpha\nbeta", "gamma"]
+
+
+def test_jsonl_and_csv(tmp_path: Path) -> None:
+    j = tmp_path / "d.jsonl"
+    j.write_text('{"text": "a"}\n\n{"text": "b", "id": 2}\n')
+    assert load_texts(j) == ["a", "b"]
+    c = tmp_path / "d.csv"
+    c.write_text('id,text\n1,"hello, world"\n2,"multi\nline"\n')
+    assert load_texts(c) == ["hello, world", "multi\nline"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.txt", None, "does not exist"),
+        ("empty.txt", "\n\n---\n", "contains no texts"),
+        ("bad.jsonl", '{"text": "ok"}\nnot json\n', ":2: not valid JSON"),
+        ("wrong.jsonl", '{"prompt": "x"}\n', ':1: expected an object with a string "text" field'),
+        ("cols.csv", "id,body\n1,x\n", "no 'text' column (columns found: id, body)"),
+        ("doc.pdf", "x", "unknown format '.pdf'"),
+    ],
+)
+def test_errors_name_the_path(tmp_path: Path, name: str, content: str | None, message: str) -> None:
+    p = tmp_path / name
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(WorkloadError) as info:
+        load_texts(p)
+    assert str(p) in str(info.value) and message in str(info.value)
+
+
+def test_shipped_documents_fit_the_contract() -> None:
+    docs = load_texts(DATA_DIR / "docs.txt")
+    assert len(docs) >= 40
+    assert len({d.splitlines()[0] for d in docs}) == len(docs)  # distinct topics
+    for doc in docs:
+        approx_tokens = len(doc) / 4
+        assert 600 <= approx_tokens <= 2000, doc[:60]
+    prompts = load_texts(DATA_DIR / "chat_prompts.jsonl")
+    assert len(prompts) >= 40 and max(len(p) for p in prompts) < 200
+
+
+def test_shipped_documents_are_reproducible() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_docs", Path(__file__).parents[3] / "scripts" / "make_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.build() == (DATA_DIR / "docs.txt").read_text(encoding="utf-8")
+
+
+def test_fitter_cuts_at_a_word_boundary_and_extends() -> None:
+    fitter = PromptFitter(target_tokens=5, chars_per_token=4.0)
+    cut = fitter.fit("alpha beta gamma delta epsilon zeta", [])
+    assert cut == "alpha beta gamma"
+    longer = fitter.fit("hi", ["filler text that is long enough"])
+    assert longer.startswith("hi\n\nfiller") and len(longer) <= 20
+
+
+def test_calibration_ratio() -> None:
+    assert chars_per_token("x" * 400, 100) == 4.0
+    assert chars_per_token("abc", 0) == 4.0
