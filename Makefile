@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?=
 GRID_ARGS ?=
 PYTEST_ARGS ?=
+RUN ?=
 
 .PHONY: setup test lint format sim demo clean bench grid report
 
@@ -45,8 +46,17 @@ grid: setup
 demo: setup
 	$(PY) scripts/demo.py
 
+# The report of RUN=reports/runs/<run>, or of the newest run under reports/; prints the path of index.html.
+report: setup
+	@run="$(RUN)"; [ -n "$$run" ] || run=$$(ls -1dt reports/runs/*/ reports/demo/runs/*/ 2>/dev/null | head -1); \
+	if [ -z "$$run" ]; then echo "make report: no runs under reports/ (run a grid first, or pass RUN=DIR)" >&2; exit 2; fi; \
+	$(PY) -m analysis report "$$run"
+
+# Speed and capacity figures (never timed tests): JSON under reports/bench/, summarised in BENCHMARKS.md.
 bench: setup
-	$(PY) -m benchmarks
+	@mkdir -p reports/bench
+	$(PY) benchmarks/sim_capacity.py --streams 512 --json reports/bench/sim_capacity.json
+	$(PY) benchmarks/analysis_speed.py --records 1000000 --json reports/bench/analysis_speed.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

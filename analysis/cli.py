@@ -1,0 +1,260 @@
+"""`python -m analysis`: reduce runs into capacity, comparison, cost and SLO tables, and reports."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from analysis.bundle import Options, analyse
+from analysis.catalog import parse_price_flags, parse_weight_flags
+from analysis.errors import InputError
+from analysis.run import load_run
+from analysis.slo import SloSpec
+from analysis.tables import capacity_from_paths
+from analysis.writing import write_csv_atomic
+
+__all__ = ["main"]
+
+
+def input_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input → one clear line on stderr and exit code 2 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def emit(table: pd.DataFrame, output: Path | None) -> None:
+    """CSV to a file (atomically) when -o is given, else a readable table on stdout."""
+    if output is not None:
+        write_csv_atomic(output, table)
+        click.echo(f"wrote {output} ({len(table)} rows)", err=True)
+    else:
+        with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_rows", 500):
+            click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Turn load-test runs into capacity tables, comparisons, $/1M-token costs and reports."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR_OR_CSV_PREFIX...")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write CSV here.")
+@input_errors
+def capacity(paths: tuple[Path, ...], output: Path | None) -> None:
+    """One row per cell: throughput, latency percentiles, TTFT/TPOT/ITL, errors, client health.
+
+    Grid run directories give exact figures from request logs (source=request_log); a plain Locust --csv
+    prefix gives approximate ones from Locust's rounded stats (source=locust_csv).
+    """
+    emit(capacity_from_paths(list(paths)), output)
+
+
+def _run_arg(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("run_dir", type=click.Path(path_type=Path), metavar="RUN")(func)
+
+
+def _price_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--prices",
+            "prices_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="GPU/model catalog TOML to use instead of the shipped analysis/gpu_catalog.toml.",
+        ),
+        click.option(
+            "--price",
+            "price_flags",
+            multiple=True,
+            metavar="LABEL=USD_PER_HOUR",
+            help="Hourly price for one target; beats the scenario's and the catalog's. Repeatable.",
+        ),
+        click.option(
+            "--utilization",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Share of each hour the GPU serves this load (0–1].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _label_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--candidate", help="Target label of the candidate (default: a QUANT/AWQ/FP8/INT label).")(func)
+    return click.option("--baseline", help="Target label of the baseline (default: a BF16 label).")(func)
+
+
+def _output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write CSV here.")(func)
+
+
+@main.command()
+@_run_arg
+@_label_options
+@click.option(
+    "--p95-threshold-pct",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Flag a p95 blow-up when the candidate's p95 exceeds the baseline's by more than this.",
+)
+@click.option(
+    "--throughput-drop-pct",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Flag a throughput regression when the candidate is slower by more than this.",
+)
+@_price_options
+@_output_option
+@input_errors
+def compare(
+    run_dir: Path,
+    baseline: str | None,
+    candidate: str | None,
+    p95_threshold_pct: float,
+    throughput_drop_pct: float,
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    output: Path | None,
+) -> None:
+    """Baseline vs candidate per workload × concurrency × max_new_tokens: values, % change, flags, 95% CIs."""
+    opts = Options(
+        baseline=baseline,
+        candidate=candidate,
+        catalog_path=prices_file,
+        prices=parse_price_flags(price_flags),
+        utilization=utilization,
+        p95_threshold_pct=p95_threshold_pct,
+        throughput_drop_pct=throughput_drop_pct,
+    )
+    a = analyse(load_run(run_dir), opts, need_pair=True)
+    click.echo(f"baseline {a.baseline} vs candidate {a.candidate}", err=True)
+    emit(a.compare, output)
+
+
+@main.command()
+@_run_arg
+@_price_options
+@_label_options
+@_output_option
+@input_errors
+def cost(
+    run_dir: Path,
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    baseline: str | None,
+    candidate: str | None,
+    output: Path | None,
+) -> None:
+    """$/1M tokens for the chat sweet spot (conc 16, 128 tokens), batch (conc 32, 256) and every other cell."""
+    opts = Options(
+        baseline=baseline,
+        candidate=candidate,
+        catalog_path=prices_file,
+        prices=parse_price_flags(price_flags),
+        utilization=utilization,
+    )
+    from analysis.report import cost_text  # matplotlib and jinja2 load only for commands that render
+
+    a = analyse(load_run(run_dir), opts)
+    click.echo(cost_text(a))
+    if output is not None:
+        emit(a.cost, output)
+
+
+@main.command()
+@_run_arg
+@click.option("--p95-ms", type=float, required=True, help="Bound on p95 end-to-end latency (ms).")
+@click.option("--ttft-p95-ms", type=float, help="Bound on TTFT p95 (ms); no bound when omitted.")
+@click.option("--max-error-rate", type=float, default=0.01, show_default=True, help="Highest acceptable error rate.")
+@_price_options
+@_output_option
+@input_errors
+def slo(
+    run_dir: Path,
+    p95_ms: float,
+    ttft_p95_ms: float | None,
+    max_error_rate: float,
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    output: Path | None,
+) -> None:
+    """Per target × workload: the highest tested concurrency meeting the SLO, its tok/s, $/1M and goodput."""
+    opts = Options(
+        catalog_path=prices_file,
+        prices=parse_price_flags(price_flags),
+        utilization=utilization,
+        slo=SloSpec(p95_ms, ttft_p95_ms, max_error_rate),
+    )
+    a = analyse(load_run(run_dir), opts)
+    click.echo(f"SLO: {opts.slo.describe()}", err=True)
+    emit(a.slo, output)
+
+
+@main.command()
+@_run_arg
+@click.option(
+    "-o", "--out-dir", type=click.Path(path_type=Path, file_okay=False), help="Report directory.  [default: RUN/report]"
+)
+@_label_options
+@_price_options
+@click.option(
+    "--weights-gb",
+    "weight_flags",
+    multiple=True,
+    metavar="LABEL=GB",
+    help="Model weight size for the roofline when the catalog does not know the served model. Repeatable.",
+)
+@click.option("--slo-p95-ms", type=float, default=10_000.0, show_default=True, help="SLO bound on p95 latency (ms).")
+@click.option("--slo-ttft-p95-ms", type=float, default=2_000.0, show_default=True, help="SLO bound on TTFT p95 (ms).")
+@click.option("--p95-threshold-pct", type=float, default=20.0, show_default=True, help="p95 blow-up flag threshold.")
+@input_errors
+def report(
+    run_dir: Path,
+    out_dir: Path | None,
+    baseline: str | None,
+    candidate: str | None,
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    weight_flags: tuple[str, ...],
+    slo_p95_ms: float,
+    slo_ttft_p95_ms: float,
+    p95_threshold_pct: float,
+) -> None:
+    """Write RUN/report/index.html (self-contained) and the seed's CSV/Markdown artifacts; prints the path."""
+    opts = Options(
+        baseline=baseline,
+        candidate=candidate,
+        catalog_path=prices_file,
+        prices=parse_price_flags(price_flags),
+        weights_gb=parse_weight_flags(weight_flags),
+        utilization=utilization,
+        p95_threshold_pct=p95_threshold_pct,
+        slo=SloSpec(slo_p95_ms, slo_ttft_p95_ms),
+    )
+    from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
+
+    a = analyse(load_run(run_dir), opts)
+    click.echo(write_report(a, out_dir or run_dir / "report"))

@@ -1,0 +1,243 @@
+"""Report figures, rendered with matplotlib's object API (no pyplot state) to SVG data URIs for inlining.
+
+Each function takes tables and returns `Plot`s; nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, window_bounds
+from analysis.cost import KEY
+
+__all__ = [
+    "Plot",
+    "client_cpu_plot",
+    "cost_plot",
+    "latency_cdf_plot",
+    "latency_plot",
+    "server_plots",
+    "throughput_plot",
+]
+
+# Text stays text in the SVG (smaller, selectable); light grid for reading values off the axes.
+_STYLE: dict[str, Any] = {"svg.fonttype": "none", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
+_CDF_POINTS = 400
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A rendered figure: `uri` is a data: URI usable as an <img> src."""
+
+    key: str
+    title: str
+    uri: str
+    caption: str = ""
+
+
+def _style() -> AbstractContextManager[None]:
+    return mpl.rc_context(_STYLE)  # type: ignore[arg-type]  # the stubs want literal rc keys
+
+
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # an empty legend only warns
+        ax.legend(**kwargs)
+
+
+def _render(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(n_panels: int, height: float = 3.2) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(max(4.8, 4.6 * n_panels), height), layout="constrained")
+    axes = fig.subplots(1, max(n_panels, 1), squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _per_workload(capacity: pd.DataFrame) -> pd.DataFrame:
+    ok = capacity.dropna(subset=["concurrency", "throughput_tok_s"])
+    cols = ["throughput_tok_s", "p95_latency_ms", "ttft_p95_ms"]
+    return ok.groupby(["target_label", *KEY])[cols].agg(["mean", "std"]).reset_index()
+
+
+def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
+    return f"{label} m{tokens}" if several_tokens else label
+
+
+def throughput_plot(capacity: pd.DataFrame) -> Plot:
+    """Throughput vs concurrency, one panel per workload, one line per target (± std over repeats)."""
+    agg = _per_workload(capacity)
+    workloads = sorted(agg["workload"].unique()) if not agg.empty else []
+    with _style():
+        fig, axes = _figure(len(workloads))
+        for ax, workload in zip(axes, workloads, strict=False):
+            sub = agg[agg["workload"] == workload]
+            several = sub["max_new_tokens"].nunique() > 1
+            for (label, tokens), line in sub.groupby(["target_label", "max_new_tokens"]):
+                line = line.sort_values("concurrency")
+                ax.errorbar(
+                    line["concurrency"],
+                    line[("throughput_tok_s", "mean")],
+                    yerr=line[("throughput_tok_s", "std")].fillna(0),
+                    marker="o",
+                    capsize=3,
+                    label=_series_label(str(label), int(tokens), several),
+                )
+            ax.set(title=f"{workload}: throughput", xlabel="concurrency (users)", ylabel="output tok/s")
+            ax.set_ylim(bottom=0)
+            _legend(ax, fontsize=8)
+        uri = _render(fig)
+    return Plot("throughput", "Throughput vs concurrency", uri, "Output tokens per second in the steady window.")
+
+
+def latency_plot(capacity: pd.DataFrame) -> Plot:
+    """p95 end-to-end latency (solid) and TTFT p95 (dashed) vs concurrency."""
+    agg = _per_workload(capacity)
+    workloads = sorted(agg["workload"].unique()) if not agg.empty else []
+    with _style():
+        fig, axes = _figure(len(workloads))
+        for ax, workload in zip(axes, workloads, strict=False):
+            sub = agg[agg["workload"] == workload]
+            several = sub["max_new_tokens"].nunique() > 1
+            for i, ((label, tokens), line) in enumerate(sub.groupby(["target_label", "max_new_tokens"])):
+                line = line.sort_values("concurrency")
+                name = _series_label(str(label), int(tokens), several)
+                color = f"C{i}"
+                ax.plot(line["concurrency"], line[("p95_latency_ms", "mean")], "o-", color=color, label=f"{name} p95")
+                ax.plot(
+                    line["concurrency"], line[("ttft_p95_ms", "mean")], "s--", color=color, label=f"{name} TTFT p95"
+                )
+            ax.set(title=f"{workload}: latency", xlabel="concurrency (users)", ylabel="ms")
+            ax.set_ylim(bottom=0)
+            _legend(ax, fontsize=7)
+        uri = _render(fig)
+    return Plot("latency", "p95 latency and TTFT p95 vs concurrency", uri, "Solid: p95 end-to-end; dashed: TTFT p95.")
+
+
+def _window_e2e(cell: CellData) -> np.ndarray:
+    req = cell.requests
+    if req.empty:
+        return np.empty(0)
+    ws, we = window_bounds(req, float(cell.metadata.get("warmup_s", 0.0)), cell.metadata.get("duration_s"))
+    start = req["start_wall_s"].to_numpy(dtype=float)
+    keep = (start >= ws) & (start <= we) & req["success"].to_numpy(dtype=bool)
+    values = req["e2e_ms"].to_numpy(dtype=float)[keep]
+    return values[~np.isnan(values)]
+
+
+def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
+    """Empirical CDF of end-to-end latency per target × concurrency, one panel per workload."""
+    keys = capacity.set_index("cell")[["target_label", *KEY, "repeat"]] if "cell" in capacity else pd.DataFrame()
+    workloads = sorted(capacity["workload"].dropna().unique())
+    with _style():
+        fig, axes = _figure(len(workloads))
+        panel = dict(zip(workloads, axes, strict=False))
+        for cell in cells:
+            if cell.name not in keys.index:
+                continue
+            key = keys.loc[cell.name]
+            values = _window_e2e(cell)
+            if values.size == 0 or key["workload"] not in panel:
+                continue
+            probs = np.linspace(0, 1, min(_CDF_POINTS, values.size))
+            rep = f" r{key['repeat']!s}" if key["repeat"] else ""
+            name = f"{key['target_label']!s} c{key['concurrency']!s} m{key['max_new_tokens']!s}{rep}"
+            panel[key["workload"]].plot(np.quantile(values, probs), probs, label=name)
+        for workload, ax in panel.items():
+            ax.set(title=f"{workload}: latency CDF", xlabel="end-to-end latency (ms)", ylabel="fraction of requests")
+            ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+            _legend(ax, fontsize=6)
+        uri = _render(fig)
+    return Plot("latency_cdf", "Latency CDFs", uri, "Successful requests started in the window; dotted line: p95.")
+
+
+def cost_plot(cost: pd.DataFrame) -> Plot:
+    """$/1M tokens per cell, grouped bars per target."""
+    data = cost.dropna(subset=["usd_per_1m_tokens"])
+    with _style():
+        fig, (ax,) = _figure(1, height=3.4)
+        fig.set_size_inches(max(5.0, 0.9 * data[KEY].drop_duplicates().shape[0] + 3), 3.4)
+        if not data.empty:
+            data = data.assign(cell=data["workload"] + " c" + data["concurrency"].astype(int).astype(str))
+            data = data.assign(cell=data["cell"] + " m" + data["max_new_tokens"].astype(int).astype(str))
+            wide = data.pivot_table(index="cell", columns="target_label", values="usd_per_1m_tokens")
+            x = np.arange(len(wide.index))
+            width = 0.8 / max(len(wide.columns), 1)
+            for i, label in enumerate(wide.columns):
+                ax.bar(x + i * width - 0.4 + width / 2, wide[label], width, label=str(label))
+            ax.set_xticks(x, wide.index, rotation=20, ha="right")
+            _legend(ax, fontsize=8)
+        ax.set(title="Cost per million output tokens", ylabel="$ / 1M tokens")
+        uri = _render(fig)
+    return Plot("cost", "$/1M tokens per cell", uri, "Lower is cheaper; assumptions are listed in the cost section.")
+
+
+def server_plots(capacity: pd.DataFrame, server: dict[str, pd.DataFrame]) -> list[Plot]:
+    """Per cell: KV-cache usage (%) and queue depth (waiting, running) over time from the /metrics scrape."""
+    plots = []
+    for row in capacity.itertuples(index=False):
+        frame = server.get(str(row.cell), pd.DataFrame())
+        title = f"{row.target_label!s} · {row.workload!s} c{row.concurrency!s} m{row.max_new_tokens!s}"
+        title += f" r{row.repeat!s}" if row.repeat else ""
+        if frame.empty or "wall_s" not in frame:
+            continue
+        with _style():
+            fig, (ax,) = _figure(1, height=2.4)
+            fig.set_size_inches(4.8, 2.4)
+            t = frame["wall_s"] - frame["wall_s"].min()
+            for col, style in (("waiting", "-"), ("running", "--")):
+                if col in frame:
+                    ax.plot(t, frame[col], style, label=col)
+            ax.set(xlabel="s since first scrape", ylabel="requests", title=title)
+            if "kv_cache_usage_perc" in frame:
+                kv = ax.twinx()
+                kv.plot(t, frame["kv_cache_usage_perc"] * 100.0, color="C3", label="KV cache %")
+                kv.set_ylim(0, 100)
+                kv.set_ylabel("KV cache %")
+                kv.grid(False)
+                _legend(kv, loc="upper right", fontsize=7)
+            _legend(ax, loc="upper left", fontsize=7)
+            plots.append(Plot(f"server:{row.cell}", title, _render(fig), "Queue depth and KV-cache usage."))
+    return plots
+
+
+def client_cpu_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
+    """Load-generator CPU% per cell (mean bar, max whisker) against the client-bound limit."""
+    names = dict(zip(capacity.get("cell", []), capacity["target_label"], strict=False))
+    rows = []
+    for cell in cells:
+        if cell.client.empty or "cpu_pct" not in cell.client:
+            continue
+        meta = cell.metadata
+        label = names.get(cell.name, "?")
+        tag = f"{label} {meta.get('workload', '')} c{meta.get('users', '?')} m{meta.get('max_new_tokens', '?')}"
+        rows.append((tag, float(cell.client["cpu_pct"].mean()), float(cell.client["cpu_pct"].max())))
+    with _style():
+        fig, (ax,) = _figure(1, height=3.4)
+        fig.set_size_inches(max(5.0, 0.7 * len(rows) + 2.5), 3.4)
+        if rows:
+            tags, means, maxes = zip(*rows, strict=True)
+            x = np.arange(len(tags))
+            err = np.vstack([np.zeros(len(means)), np.array(maxes) - np.array(means)])
+            ax.bar(x, means, yerr=err, capsize=3, color="C0", label="mean CPU %")
+            ax.set_xticks(x, tags, rotation=30, ha="right", fontsize=7)
+        ax.axhline(CLIENT_CPU_LIMIT_PCT, color="C3", ls="--", label=f"client-bound limit {CLIENT_CPU_LIMIT_PCT:g}%")
+        ax.set(title="Load generator CPU per cell", ylabel="CPU %")
+        ax.set_ylim(0, 105)
+        _legend(ax, fontsize=7)
+        uri = _render(fig)
+    return Plot(
+        "client_cpu", "Client CPU per cell", uri, "Above the dashed line the generator, not the server, limits."
+    )

@@ -1,0 +1,228 @@
+"""`report RUN`: one self-contained index.html plus the seed's CSV and Markdown artifacts beside it.
+
+`build_context` is pure (tables → template context); `render` applies the Jinja2 templates (autoescaped
+HTML, StrictUndefined); `write_report` is the only function that touches the file system.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from analysis import naming, plots
+from analysis.bundle import Analysis
+from analysis.capacity import CAPACITY_COLUMNS
+from analysis.cost import COST_FORMULA, assumption_lines
+from analysis.roofline import ROOFLINE_FORMULA
+from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
+from analysis.tables import SEED_COLUMNS
+from analysis.writing import write_csv_atomic, write_text_atomic
+
+__all__ = ["build_context", "cost_text", "render", "seed_tables", "write_report"]
+
+TEMPLATES = Path(__file__).with_name("templates")
+CAPACITY_VIEW = [
+    "workload",
+    "concurrency",
+    "max_new_tokens",
+    "repeat",
+    "requests",
+    "failures",
+    "error_rate",
+    "throughput_tok_s",
+    "req_per_s",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "ttft_p95_ms",
+    "tpot_p95_ms",
+    "itl_p99_ms",
+    "source",
+    "client_bound",
+    "token_check",
+    "status",
+]
+TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
+_INT_COLUMNS = ["concurrency", "max_new_tokens", "repeat", "requests", "failures"]
+
+
+def fmt(value: Any, digits: int = 1, scale: float = 1.0, suffix: str = "") -> str:
+    """Numbers for people: thousands separators, fixed digits, an em dash for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value * scale:,.{digits}f}{suffix}"
+    return str(value)
+
+
+def signed(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):+.{digits}f}%"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = fmt
+    env.filters["signed"] = signed
+    return env
+
+
+def _records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    view = frame[columns] if columns else frame
+    return [
+        {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in view.to_dict("records")
+    ]
+
+
+def seed_tables(a: Analysis) -> dict[str, pd.DataFrame]:
+    """The seed's capacity CSVs: one per target × workload, named from the scenario and the label."""
+    cap = a.run.capacity.rename(columns={"target_label": "gpu_name"})
+    out = {}
+    for (label, workload), rows in cap.groupby(["gpu_name", "workload"], sort=True):
+        table = rows[SEED_COLUMNS].astype({c: "Int64" for c in _INT_COLUMNS})
+        out[naming.capacity_csv_name(a.run.scenario, str(workload), str(label))] = table
+    return out
+
+
+def _plots(a: Analysis) -> tuple[list[plots.Plot], list[plots.Plot]]:
+    cap = a.run.capacity
+    main = [
+        plots.throughput_plot(cap),
+        plots.latency_plot(cap),
+        plots.latency_cdf_plot(a.run.cells, cap),
+        plots.cost_plot(a.cost),
+        plots.client_cpu_plot(a.run.cells, cap),
+    ]
+    return main, plots.server_plots(cap, a.run.server_metrics)
+
+
+def _title(scenario: str) -> str:
+    prefix = naming.scenario_prefix(scenario)
+    if prefix.startswith("day") and prefix[3:].isdigit():
+        return f"Day {prefix[3:]}"
+    return scenario
+
+
+def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
+    """What the cost document needs: cheap (no plots), shared by `cost` and the report."""
+    pair = a.baseline is not None and a.candidate is not None
+    names = kind_names(a.baseline, a.candidate) if a.baseline and a.candidate else ("baseline", "candidate")
+    return {
+        "title": _title(a.run.scenario),
+        "scenario": a.run.scenario,
+        "run_path": str(a.run.path),
+        "generated_at": generated_at,
+        "pair": pair,
+        "baseline": a.baseline or "",
+        "candidate": a.candidate or "",
+        "names": {"baseline": names[0], "candidate": names[1]},
+        "points": headline_points(a.cost, a.compare, a.baseline, a.candidate) if a.baseline and a.candidate else [],
+        "cost": _records(a.cost),
+        "assumptions": assumption_lines(a.prices, a.options.utilization),
+        "utilization": a.options.utilization,
+        "cost_formula": COST_FORMULA,
+    }
+
+
+def cost_text(a: Analysis) -> str:
+    """The cost document (Assumptions, Chat, Batch, every cell, Savings, Narrative) as Markdown."""
+    return _environment().get_template("cost.md.j2").render(cost_context(a, _now()))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
+    """Everything the templates show, as plain values."""
+    run = a.run
+    base = cost_context(a, generated_at)
+    pair, points = base["pair"], base["points"]
+    names = (base["names"]["baseline"], base["names"]["candidate"])
+    main_plots, server_plots = _plots(a)
+    per_target = [
+        {"label": label, "rows": _records(rows, CAPACITY_VIEW)}
+        for label, rows in run.capacity.groupby("target_label", sort=False)
+    ]
+    batch = next((p for p in points if p["workload"] == "batch"), None)
+    batch_rows = a.compare[(a.compare["workload"] == "batch")] if pair and len(a.compare) else pd.DataFrame()
+    if batch is not None and len(batch_rows):
+        batch_rows = batch_rows[batch_rows["max_new_tokens"] == batch["max_new_tokens"]]
+    files = {
+        "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
+        "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
+        "best_practices": naming.best_practices_name(),
+        "capacity": sorted(seed_tables(a)),
+        "tables": [*TABLE_FILES, *(["comparison.csv"] if len(a.compare) else [])],
+    }
+    return {
+        **base,
+        "summary": decision_summary(points, a.compare, a.slo, names) if pair else [],
+        "warnings": warnings(run.capacity),
+        "targets": [t.__dict__ for t in run.targets],
+        "per_target": per_target,
+        "capacity_columns": CAPACITY_VIEW,
+        "compare": _records(a.compare),
+        "batch_rows": _records(batch_rows),
+        "p95_threshold_pct": a.options.p95_threshold_pct,
+        "throughput_drop_pct": a.options.throughput_drop_pct,
+        "savings": _records(a.savings),
+        "slo": _records(a.slo),
+        "slo_text": a.options.slo.describe(),
+        "roofline": _records(a.roofline),
+        "roofline_specs": _records(a.roofline_specs),
+        "roofline_formula": ROOFLINE_FORMULA,
+        "hypothesis": roofline_hint(a.roofline, points, base["baseline"], base["candidate"]) if pair else "",
+        "plots": main_plots,
+        "server_plots": server_plots,
+        "files": files,
+        "all_columns": CAPACITY_COLUMNS,
+    }
+
+
+def render(context: dict[str, Any]) -> dict[str, str]:
+    """File name → text for index.html and the seed's Markdown artifacts."""
+    env = _environment()
+    out = {"index.html": env.get_template("index.html.j2").render(context)}
+    files = context["files"]
+    if context["pair"]:
+        out[files["notes"]] = env.get_template("notes.md.j2").render(context)
+        out[files["cost"]] = env.get_template("cost.md.j2").render(context)
+    out[files["best_practices"]] = env.get_template("best_practices.md.j2").render(context)
+    return out
+
+
+def write_report(a: Analysis, out_dir: Path) -> Path:
+    """Write index.html, the seed's artifacts and the full tables as CSV; returns the index.html path."""
+    context = build_context(a, _now())
+    for name, table in seed_tables(a).items():
+        write_csv_atomic(out_dir / name, table)
+    write_csv_atomic(out_dir / "capacity.csv", a.run.capacity[CAPACITY_COLUMNS])
+    write_csv_atomic(out_dir / "cost.csv", a.cost)
+    write_csv_atomic(out_dir / "slo.csv", a.slo)
+    write_csv_atomic(out_dir / "roofline.csv", a.roofline)
+    if len(a.compare):
+        write_csv_atomic(out_dir / "comparison.csv", a.compare)
+    rendered = render(context)
+    for name, text in rendered.items():
+        if name != "index.html":
+            write_text_atomic(out_dir / name, text)
+    return write_text_atomic(out_dir / "index.html", rendered["index.html"])  # last: its presence means done

@@ -1,0 +1,6 @@
+"""`python -m loadgen` entry point."""
+
+from loadgen.cli import main
+
+if __name__ == "__main__":
+    main()

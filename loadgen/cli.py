@@ -1,0 +1,212 @@
+"""`python -m loadgen`: the grid runner's command line (and the seed's GPU_NAME/OUT_CSV/URL interface)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from loadgen.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
+from loadgen.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
+from loadgen.seedenv import SEED_ENV_HELP, scenario_from_env, write_out_csv
+from loadgen.targets import PreflightError
+
+__all__ = ["main"]
+
+DEFAULT_OUT = Path("reports/runs")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Load-test LLM servers that speak the OpenAI API (vLLM and others) with Locust."""
+
+
+def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise click.BadParameter(f"'{item}': expected KEY=VALUE", param_hint=option)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _describe(cell: Cell) -> str:
+    return f"{cell.target.label} / {cell.workload.name} / {cell.users} users / {cell.max_new_tokens} tok"
+
+
+@main.command(
+    help="Run every cell of SCENARIO (a scenarios/*.toml file), one headless Locust process per cell.\n\n"
+    "Without SCENARIO the seed's environment interface is used: " + SEED_ENV_HELP
+)
+@click.argument("scenario_path", metavar="SCENARIO", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Folder that receives the run directory.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Run a subset: target, workload, users, max_new_tokens, repeat (comma lists allowed).",
+)
+@click.option(
+    "--target-url",
+    "target_urls",
+    multiple=True,
+    metavar="LABEL=URL",
+    help="Point a scenario target at another base URL (e.g. another host or port).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the cells and their Locust commands; start nothing.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Finish an interrupted run: only cells without a COMPLETE marker run again.",
+)
+def grid(
+    scenario_path: Path | None,
+    out_dir: Path,
+    only: tuple[str, ...],
+    target_urls: tuple[str, ...],
+    dry_run: bool,
+    resume_dir: Path | None,
+) -> None:
+    console = Console(stderr=True)
+    try:
+        scenario, out_csv = _load(scenario_path, resume_dir)
+        scenario = with_target_urls(scenario, _parse_pairs(target_urls, "--target-url"))
+        cells = expand(scenario, _parse_pairs(only, "--only"))
+        for workload in scenario.workloads:
+            resolve_locustfile(workload.locustfile)
+    except ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if not cells:
+        click.echo("error: no cells match (check --only)", err=True)
+        sys.exit(2)
+    if dry_run:
+        _print_plan(scenario, cells)
+        return
+    run_dir = resume_dir if resume_dir else new_run_dir(out_dir, scenario)
+    if resume_dir:
+        cells = unfinished_cells(run_dir, cells)
+        console.print(f"resuming {run_dir}: {len(cells)} unfinished cell(s)", markup=False, soft_wrap=True)
+    else:
+        (run_dir / "scenario.toml").write_text(scenario.source_text)
+    runner = GridRunner(scenario, run_dir)
+    try:
+        runner.preflight()
+    except PreflightError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    results = _run_with_progress(runner, cells, console)
+    failed = [r for r in results if r.status != "completed"]
+    console.print(f"run directory: {run_dir}", soft_wrap=True, markup=False)
+    if out_csv is not None:
+        write_out_csv(run_dir, out_csv)
+        console.print(f"capacity CSV: {out_csv}", soft_wrap=True, markup=False)
+    print(run_dir)
+    if runner.interrupted:
+        console.print(
+            f"interrupted; finish with: python -m loadgen grid --resume {run_dir}", markup=False, soft_wrap=True
+        )
+        sys.exit(130)
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(results)} cell(s) did not complete:[/]")
+        for r in failed:
+            console.print(f"  {_describe(r.cell)}: {r.status} {r.detail}", markup=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _load(scenario_path: Path | None, resume_dir: Path | None) -> tuple[Scenario, Path | None]:
+    if resume_dir is not None:
+        stored = resume_dir / "scenario.toml"
+        if not stored.exists():
+            raise ScenarioError(f"{resume_dir}: not a run directory (no scenario.toml inside)")
+        scenario = load_scenario(stored)
+        # the stored copy is named scenario.toml; the run directory keeps the real name
+        return dataclasses.replace(scenario, name=resume_dir.name.rsplit("-", 1)[0]), None
+    if scenario_path is not None:
+        return load_scenario(scenario_path), None
+    if os.environ.get("URL"):
+        return scenario_from_env(os.environ)
+    raise ScenarioError("no SCENARIO given and no URL in the environment (try scenarios/smoke.toml)")
+
+
+def _print_plan(scenario: Scenario, cells: list[Cell]) -> None:
+    from loadgen.grid import locust_command
+
+    total_s = len(cells) * scenario.duration_s
+    click.echo(f"scenario {scenario.name} ({scenario.digest}): {len(cells)} cell(s), ~{total_s / 60:.1f} min of load")
+    for cell in cells:
+        click.echo(f"- {cell.relpath}: {_describe(cell)}")
+        cmd = locust_command(scenario, cell, Path("<run>") / cell.relpath, cell.target.model or "<from /v1/models>")
+        click.echo("    " + " ".join(cmd[2:]))
+
+
+def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) -> list[CellResult]:
+    """A live bar on a terminal; plain start/finish lines (with ETA) when stderr is a file or a pipe."""
+    total = len(cells)
+    per_cell_s = runner.scenario.duration_s + 3.0  # start-up and drain, roughly
+    done: list[CellResult] = []
+    last = LiveStatus()
+    progress = Progress(
+        TextColumn("[bold]cells"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[live]}"),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = progress.add_task("cells", total=total, live="")
+
+    def on_progress(cell: Cell, live: LiveStatus) -> None:
+        nonlocal last
+        last = live
+        text = f"{_describe(cell)} | users {live.users} | {live.tok_s:,.0f} tok/s"
+        progress.update(task, live=f"{text} | req {live.requests} | fail {live.failures}")
+
+    def on_start(cell: Cell) -> None:
+        nonlocal last
+        last = LiveStatus()
+        if not console.is_terminal:
+            eta_s = (total - len(done)) * per_cell_s
+            console.print(
+                f"[{len(done) + 1}/{total}] running {_describe(cell)} (ETA {eta_s / 60:.1f} min)", markup=False
+            )
+
+    def on_done(result: CellResult) -> None:
+        done.append(result)
+        progress.advance(task)
+        colour = "green" if result.status == "completed" else "red"
+        stats = f"last {last.tok_s:,.0f} tok/s, {last.requests} req, {last.failures} failures"
+        progress.console.print(
+            f"[{len(done)}/{total}] [{colour}]{result.status}[/] {escape(_describe(result.cell))} ({stats}) "
+            + escape(result.detail),
+            soft_wrap=True,
+        )
+
+    runner.on_progress = on_progress
+    runner.on_start = on_start
+    previous: Any = signal.signal(signal.SIGINT, lambda *_: runner.interrupt())
+    try:
+        with progress:
+            return runner.run(cells, on_done)
+    finally:
+        signal.signal(signal.SIGINT, previous)

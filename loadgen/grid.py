@@ -1,0 +1,343 @@
+"""The grid runner: one headless Locust process per cell, resumable, with server metrics and metadata.
+
+Run layout: `<out>/<scenario>-<UTC stamp>/<target>/<workload>/c<users>_m<tokens>[_r<repeat>]/`. A cell's
+`COMPLETE` marker is written last; anything without it is unfinished and `--resume` runs it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from analysis.writing import write_json_atomic, write_text_atomic
+from loadgen.scenario import Cell, Scenario, ScenarioError
+from loadgen.scrape import MetricsScraper
+from loadgen.targets import PreflightError, TargetInfo, probe_target
+
+__all__ = ["CSV_PREFIX", "CellResult", "GridRunner", "locust_command", "new_run_dir", "unfinished_cells"]
+
+CSV_PREFIX = "locust"
+COMPLETE_MARKER = "COMPLETE"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    status: str  # completed | failed | interrupted | skipped
+    detail: str = ""
+    path: Path | None = None
+
+
+@dataclass
+class LiveStatus:
+    """What the progress display shows for the running cell."""
+
+    users: int = 0
+    tok_s: float = 0.0
+    requests: int = 0
+    failures: int = 0
+
+
+def new_run_dir(out: Path, scenario: Scenario) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = out / f"{scenario.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+def unfinished_cells(run_dir: Path, cells: list[Cell]) -> list[Cell]:
+    return [c for c in cells if not (run_dir / c.relpath / COMPLETE_MARKER).exists()]
+
+
+def resolve_locustfile(name: str) -> Path:
+    for base in (Path.cwd(), PROJECT_ROOT):
+        candidate = (base / name).resolve()
+        if candidate.is_file():
+            return candidate
+    raise ScenarioError(f"locustfile '{name}' not found (looked in {Path.cwd()} and {PROJECT_ROOT})")
+
+
+def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -> list[str]:
+    """The exact headless Locust command of a cell (recorded in its metadata)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(resolve_locustfile(cell.workload.locustfile)),
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(cell.users),
+        "-r",
+        str(scenario.spawn_rate),
+        "-t",
+        f"{math.ceil(scenario.duration_s)}s",
+        "--host",
+        cell.target.url,
+        "--csv",
+        str(cell_dir / CSV_PREFIX),
+        "--csv-full-history",
+        "--html",
+        str(cell_dir / "locust_report.html"),
+        "--stop-timeout",
+        f"{math.ceil(scenario.stop_timeout_s)}s",
+        "--exit-code-on-error",
+        "0",
+        "--loglevel",
+        "INFO",
+        "--logfile",
+        str(cell_dir / "locust.log"),
+        "--model",
+        model,
+        "--api",
+        cell.workload.api,
+        "--max-new-tokens",
+        str(cell.max_new_tokens),
+        "--target-label",
+        cell.target.label,
+        "--request-timeout",
+        str(scenario.request_timeout_s),
+    ]
+    if scenario.workers > 1:
+        cmd += ["--processes", str(scenario.workers)]
+    for key, value in cell.workload.options:
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            cmd += [flag] if value else [f"--no-{key.replace('_', '-')}"]
+        else:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _last_history_row(cell_dir: Path) -> dict[str, str] | None:
+    """The newest Aggregated row of Locust's stats history (read from the file's tail only)."""
+    path = cell_dir / f"{CSV_PREFIX}_stats_history.csv"
+    try:
+        with path.open("rb") as fh:
+            header = next(csv.reader([fh.readline().decode()]))
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(fh.tell() - 8192, 0))
+            tail = fh.read().decode(errors="replace").splitlines()[1:]
+    except (OSError, StopIteration):
+        return None
+    for values in csv.reader(reversed(tail)):
+        if len(values) == len(header) and "Aggregated" in values:
+            return dict(zip(header, values, strict=True))
+    return None
+
+
+@dataclass
+class GridRunner:
+    """Runs cells one at a time; `on_progress` is called about once a second while a cell runs."""
+
+    scenario: Scenario
+    run_dir: Path
+    on_progress: Callable[[Cell, LiveStatus], None] | None = None
+    on_start: Callable[[Cell], None] | None = None
+    interrupted: bool = False
+    target_info: dict[str, TargetInfo] = field(default_factory=dict)
+    _child: subprocess.Popen[bytes] | None = None
+
+    def preflight(self) -> None:
+        """Every target must answer /v1/models and serve its model before anything starts."""
+        problems = []
+        for target in self.scenario.targets:
+            try:
+                self.target_info[target.label] = probe_target(
+                    target.label, target.url, target.model, self._headers(target)
+                )
+            except PreflightError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise PreflightError("preflight failed; nothing was started:\n  " + "\n  ".join(problems))
+
+    @staticmethod
+    def _headers(target: Any) -> dict[str, str]:
+        key = os.environ.get(target.api_key_env, "") if target.api_key_env else ""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the running cell the way Locust stops (SIGTERM honours --stop-timeout)."""
+        self.interrupted = True
+        if self._child is not None and self._child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._child.pid, signal.SIGTERM)
+
+    def run_cell(self, cell: Cell) -> CellResult:
+        cell_dir = self.run_dir / cell.relpath
+        if cell_dir.exists():
+            shutil.rmtree(cell_dir)  # an unfinished earlier attempt: never mix its files with this one
+        cell_dir.mkdir(parents=True)
+        info = self.target_info[cell.target.label]
+        cmd = locust_command(self.scenario, cell, cell_dir, info.model)
+        meta: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "scenario_digest": self.scenario.digest,
+            "target_label": cell.target.label,
+            "target_url": cell.target.url,
+            "hourly_price_usd": cell.target.hourly_price_usd,
+            "gpu": cell.target.gpu,
+            "workload": cell.workload.name,
+            "api": cell.workload.api,
+            "locustfile": cell.workload.locustfile,
+            "users": cell.users,
+            "max_new_tokens": cell.max_new_tokens,
+            "repeat": cell.repeat,
+            "duration_s": float(math.ceil(self.scenario.duration_s)),
+            "warmup_s": self.scenario.warmup_s,
+            "spawn_rate": self.scenario.spawn_rate,
+            "workers": self.scenario.workers,
+            "csv_prefix": CSV_PREFIX,
+            "command": cmd,
+            "model": info.model,
+            "max_model_len": info.max_model_len,
+            "server_version": info.server_version,
+            "metrics_available": info.metrics_available,
+            "locust_version": _version("locust"),
+            "suite_version": _version("llm-locust-suite"),
+            "git_commit": _git_commit(),
+            "host_cpu_count": os.cpu_count(),
+            "host": platform.node(),
+            "started_at": datetime.now(UTC).isoformat(),
+            "status": "running",
+        }
+        write_json_atomic(cell_dir / "metadata.json", meta)
+        scraper = None
+        if self.scenario.scrape_metrics and info.metrics_available:
+            scraper = MetricsScraper(
+                cell.target.url,
+                cell_dir / "server_metrics.csv",
+                self.scenario.scrape_interval_s,
+                self._headers(cell.target),
+            ).start()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        key = os.environ.get(cell.target.api_key_env, "") if cell.target.api_key_env else ""
+        if key:
+            env["OPENAI_API_KEY"] = key  # by environment only: the command line is recorded, the key never is
+        t_start = time.time()
+        with (cell_dir / "locust.stdout").open("wb") as out:
+            self._child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            rc = self._wait(cell, cell_dir, scraper)
+        self._child = None
+        delta = scraper.stop() if scraper is not None else None
+        meta.update(
+            ended_at=datetime.now(UTC).isoformat(),
+            wall_s=round(time.time() - t_start, 3),
+            exit_code=rc,
+            server_token_delta=delta,
+            metrics_error=scraper.error if scraper is not None else None,
+        )
+        has_records = any(cell_dir.glob(f"{CSV_PREFIX}_requests_*.csv"))
+        if self.interrupted:
+            status, detail = "interrupted", "stopped by Ctrl-C"
+        elif rc != 0 or not has_records:
+            status, detail = "failed", f"locust exited {rc}; see {cell_dir / 'locust.log'}"
+        else:
+            status, detail = "completed", ""
+        meta["status"] = status
+        write_json_atomic(cell_dir / "metadata.json", meta)
+        if status == "completed":
+            write_text_atomic(cell_dir / COMPLETE_MARKER, meta["ended_at"] + "\n")
+        return CellResult(cell, status, detail, cell_dir)
+
+    def _wait(self, cell: Cell, cell_dir: Path, scraper: MetricsScraper | None) -> int:
+        assert self._child is not None
+        deadline = time.monotonic() + self.scenario.duration_s + self.scenario.stop_timeout_s + 60
+        previous: tuple[float, float] | None = None
+        live = LiveStatus()
+        while True:
+            try:
+                return self._child.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                os.killpg(self._child.pid, signal.SIGKILL)
+                return self._child.wait()
+            row = _last_history_row(cell_dir)
+            if row:
+                live.users = int(float(row.get("User Count") or 0))
+                live.requests = int(float(row.get("Total Request Count") or 0))
+                live.failures = int(float(row.get("Total Failure Count") or 0))
+            if scraper is not None and scraper.last is not None:
+                now = (time.monotonic(), scraper.last.get("generation_tokens_total", 0.0))
+                if previous is not None and now[1] >= previous[1] and now[0] > previous[0]:
+                    live.tok_s = (
+                        (now[1] - previous[1]) / (now[0] - previous[0]) if now[1] != previous[1] else live.tok_s
+                    )
+                previous = now
+            if self.on_progress is not None:
+                self.on_progress(cell, live)
+
+    def target_alive(self, label: str) -> bool:
+        target = next(t for t in self.scenario.targets if t.label == label)
+        try:
+            probe_target(label, target.url, self.target_info[label].model, self._headers(target), timeout_s=3.0)
+        except PreflightError:
+            return False
+        return True
+
+    def run(self, cells: list[Cell], on_done: Callable[[CellResult], None] | None = None) -> list[CellResult]:
+        """Run cells in order; a target that stops answering gets its remaining cells skipped."""
+        results: list[CellResult] = []
+        dead: set[str] = set()
+        for cell in cells:
+            if self.interrupted:
+                break
+            if self.on_start is not None:
+                self.on_start(cell)
+            if cell.target.label in dead:
+                result = CellResult(cell, "skipped", f"target '{cell.target.label}' is down")
+            else:
+                result = self.run_cell(cell)
+                if result.status != "interrupted" and not self.target_alive(cell.target.label):
+                    dead.add(cell.target.label)
+                    if result.status == "completed":
+                        result.detail = "target stopped answering during this cell"
+                        result.status = "failed"
+                        (self.run_dir / cell.relpath / COMPLETE_MARKER).unlink(missing_ok=True)
+                        _mark(self.run_dir / cell.relpath, "failed")
+            results.append(result)
+            if on_done is not None:
+                on_done(result)
+        return results
+
+
+def _mark(cell_dir: Path, status: str) -> None:
+    path = cell_dir / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["status"] = status
+    write_json_atomic(path, meta)

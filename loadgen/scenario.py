@@ -1,0 +1,310 @@
+"""Scenario files (`scenarios/*.toml`): schema, validation with precise errors, and grid expansion.
+
+A scenario names targets, workloads and a grid; `expand` turns it into the ordered list of cells the
+runner executes. Validation forbids unknown keys and names the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Cell",
+    "Scenario",
+    "ScenarioError",
+    "Target",
+    "Workload",
+    "expand",
+    "load_scenario",
+    "parse_scenario",
+    "scenario_from_text",
+    "with_target_urls",
+]
+
+ORDERS = ("sequential", "interleaved")
+APIS = ("completions", "chat")
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; the message names file, key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    url: str
+    model: str | None = None
+    api_key_env: str | None = None
+    hourly_price_usd: float | None = None
+    gpu: str | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    locustfile: str
+    api: str = "completions"
+    concurrency: tuple[int, ...] = ()
+    max_new_tokens: tuple[int, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path | None
+    targets: tuple[Target, ...]
+    workloads: tuple[Workload, ...]
+    duration_s: float
+    warmup_s: float
+    spawn_rate: float
+    repeats: int = 1
+    workers: int = 1
+    order: str = "sequential"
+    stop_timeout_s: float = 30.0
+    request_timeout_s: float = 120.0
+    scrape_metrics: bool = True
+    scrape_interval_s: float = 1.0
+    description: str = ""
+    digest: str = ""
+    source_text: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One headless Locust run: a target × workload × users × max_new_tokens × repeat."""
+
+    target: Target
+    workload: Workload
+    users: int
+    max_new_tokens: int
+    repeat: int
+    repeats: int
+
+    @property
+    def relpath(self) -> Path:
+        name = f"c{self.users}_m{self.max_new_tokens}" + (f"_r{self.repeat}" if self.repeats > 1 else "")
+        return Path(_safe(self.target.label)) / _safe(self.workload.name) / name
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+# key -> (type(s), required)
+_SCENARIO_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), False),
+    "description": ((str,), False),
+    "duration_s": ((int, float), True),
+    "warmup_s": ((int, float), False),
+    "spawn_rate": ((int, float), False),
+    "repeats": ((int,), False),
+    "workers": ((int,), False),
+    "order": ((str,), False),
+    "stop_timeout_s": ((int, float), False),
+    "request_timeout_s": ((int, float), False),
+}
+_GRID_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "concurrency": ((list,), False),
+    "max_new_tokens": ((list,), False),
+}
+_SCRAPE_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "enabled": ((bool,), False),
+    "interval_s": ((int, float), False),
+}
+_TARGET_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "label": ((str,), True),
+    "url": ((str,), True),
+    "model": ((str,), False),
+    "api_key_env": ((str,), False),
+    "hourly_price_usd": ((int, float), False),
+    "gpu": ((str,), False),
+}
+_WORKLOAD_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "locustfile": ((str,), True),
+    "api": ((str,), False),
+    "concurrency": ((list,), False),
+    "max_new_tokens": ((list,), False),
+    "options": ((dict,), False),
+}
+_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads"}
+
+
+def _check_table(where: str, table: Any, schema: dict[str, tuple[tuple[type, ...], bool]]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: expected a table")
+    for key, value in table.items():
+        if key not in schema:
+            raise ScenarioError(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(schema))})")
+        types, _ = schema[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            names = " or ".join(dict.fromkeys("number" if t in (int, float) else t.__name__ for t in types))
+            raise ScenarioError(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
+    for key, (_, required) in schema.items():
+        if required and key not in table:
+            raise ScenarioError(f"{where}: missing required key '{key}'")
+    return table
+
+
+def _int_list(where: str, value: Any) -> tuple[int, ...]:
+    if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ScenarioError(f"{where}: expected a non-empty list of positive integers, got {value!r}")
+    return tuple(value)
+
+
+def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scenario") -> Scenario:
+    """Validate a parsed TOML document; `source` names the file in every error."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ScenarioError(f"{source}: unknown table '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    sc = _check_table(f"{source}: [scenario]", data.get("scenario", {}), _SCENARIO_KEYS)
+    grid = _check_table(f"{source}: [grid]", data.get("grid", {}), _GRID_KEYS)
+    scrape = _check_table(f"{source}: [scrape]", data.get("scrape", {}), _SCRAPE_KEYS)
+    order = sc.get("order", "sequential")
+    if order not in ORDERS:
+        raise ScenarioError(f"{source}: [scenario].order: '{order}' is not one of {', '.join(ORDERS)}")
+    targets = []
+    for i, t in enumerate(data.get("targets", [])):
+        t = _check_table(f"{source}: [[targets]] #{i + 1}", t, _TARGET_KEYS)
+        if not t["url"].startswith(("http://", "https://")):
+            raise ScenarioError(f"{source}: [[targets]] #{i + 1}.url: expected http(s)://HOST:PORT, got {t['url']!r}")
+        targets.append(Target(**{**t, "url": t["url"].rstrip("/")}))
+    if not targets:
+        raise ScenarioError(f"{source}: no [[targets]] defined (each needs label and url)")
+    if len({t.label for t in targets}) != len(targets):
+        raise ScenarioError(f"{source}: target labels must be unique")
+    workloads = []
+    for i, w in enumerate(data.get("workloads", [])):
+        where = f"{source}: [[workloads]] #{i + 1}"
+        w = _check_table(where, w, _WORKLOAD_KEYS)
+        api = w.get("api", "completions")
+        if api not in APIS:
+            raise ScenarioError(f"{where}.api: '{api}' is not one of {', '.join(APIS)}")
+        conc = w.get("concurrency", grid.get("concurrency"))
+        tokens = w.get("max_new_tokens", grid.get("max_new_tokens"))
+        if conc is None or tokens is None:
+            raise ScenarioError(f"{where}: needs concurrency and max_new_tokens (here or in [grid])")
+        workloads.append(
+            Workload(
+                name=w["name"],
+                locustfile=w["locustfile"],
+                api=api,
+                concurrency=_int_list(f"{where}.concurrency", conc),
+                max_new_tokens=_int_list(f"{where}.max_new_tokens", tokens),
+                options=tuple(sorted(w.get("options", {}).items())),
+            )
+        )
+    if not workloads:
+        raise ScenarioError(f"{source}: no [[workloads]] defined (each needs name and locustfile)")
+    duration = float(sc["duration_s"])
+    warmup = float(sc.get("warmup_s", 0.0))
+    if duration <= 0 or warmup < 0 or warmup >= duration:
+        raise ScenarioError(f"{source}: [scenario] needs duration_s > warmup_s >= 0 (got {duration}, {warmup})")
+    for key in ("repeats", "workers"):
+        if sc.get(key, 1) < 1:
+            raise ScenarioError(f"{source}: [scenario].{key}: expected an integer >= 1")
+    canonical = repr(sorted(_flatten(data)))
+    return Scenario(
+        name=sc.get("name", default_name),
+        path=None,
+        targets=tuple(targets),
+        workloads=tuple(workloads),
+        duration_s=duration,
+        warmup_s=warmup,
+        spawn_rate=float(sc.get("spawn_rate", 10.0)),
+        repeats=int(sc.get("repeats", 1)),
+        workers=int(sc.get("workers", 1)),
+        order=order,
+        stop_timeout_s=float(sc.get("stop_timeout_s", 30.0)),
+        request_timeout_s=float(sc.get("request_timeout_s", 120.0)),
+        scrape_metrics=bool(scrape.get("enabled", True)),
+        scrape_interval_s=float(scrape.get("interval_s", 1.0)),
+        description=sc.get("description", ""),
+        digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+    )
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(obj, dict):
+        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}.{k}")]
+    if isinstance(obj, list):
+        return [kv for i, v in enumerate(obj) for kv in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, repr(obj))]
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; every error names the file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"{path}: no such scenario file") from exc
+    return scenario_from_text(text, str(path), default_name=path.stem, path=path)
+
+
+def scenario_from_text(text: str, source: str, default_name: str, path: Path | None = None) -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML ({exc})") from exc
+    scenario = parse_scenario(data, source, default_name=default_name)
+    return dataclasses.replace(scenario, path=path, source_text=text)
+
+
+def expand(scenario: Scenario, only: dict[str, str] | None = None) -> list[Cell]:
+    """All cells in run order. `only` filters by target, workload, users/concurrency, max_new_tokens, repeat."""
+    per_target: list[list[Cell]] = []
+    for target in scenario.targets:
+        cells = [
+            Cell(target, w, users, tokens, r, scenario.repeats)
+            for r in range(scenario.repeats)
+            for w in scenario.workloads
+            for users in w.concurrency
+            for tokens in w.max_new_tokens
+        ]
+        per_target.append(cells)
+    if scenario.order == "interleaved":
+        # BF16, quant, BF16, quant, ...: drift over time (thermal, neighbours) hits every target alike.
+        ordered = [c for group in itertools.zip_longest(*per_target) for c in group if c is not None]
+    else:
+        ordered = [c for cells in per_target for c in cells]
+    return [c for c in ordered if _matches(c, only or {})]
+
+
+def with_target_urls(scenario: Scenario, urls: dict[str, str]) -> Scenario:
+    """Override targets' base URLs by label; an unknown label is an error listing the known ones."""
+    labels = [t.label for t in scenario.targets]
+    for label, url in urls.items():
+        if label not in labels:
+            raise ScenarioError(f"--target-url {label}=...: no such target (targets: {', '.join(labels)})")
+        if not url.startswith(("http://", "https://")):
+            raise ScenarioError(f"--target-url {label}={url}: expected http(s)://HOST:PORT")
+    targets = tuple(
+        dataclasses.replace(t, url=urls[t.label].rstrip("/")) if t.label in urls else t for t in scenario.targets
+    )
+    return dataclasses.replace(scenario, targets=targets)
+
+
+_FILTERS = {
+    "target": lambda c: c.target.label,
+    "workload": lambda c: c.workload.name,
+    "users": lambda c: str(c.users),
+    "concurrency": lambda c: str(c.users),
+    "max_new_tokens": lambda c: str(c.max_new_tokens),
+    "repeat": lambda c: str(c.repeat),
+}
+
+
+def _matches(cell: Cell, only: dict[str, str]) -> bool:
+    for key, wanted in only.items():
+        if key not in _FILTERS:
+            raise ScenarioError(f"--only {key}=...: unknown key (allowed: {', '.join(_FILTERS)})")
+        if _FILTERS[key](cell) not in wanted.split(","):
+            return False
+    return True

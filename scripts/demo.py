@@ -1,0 +1,99 @@
+"""`make demo`: start the two simulated targets, run the smoke grid against them, build the report.
+
+Uses :8000/:8001 (the seed's ports) when free, else any free ports; the targets are always stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+READY = "SIMULATOR READY "
+TARGETS = [("RTX2000-16GB-BF16", "rtx2000-ada-16gb-bf16", 8000), ("RTX2000-16GB-QUANT", "rtx2000-ada-16gb-awq", 8001)]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def simulators(log_dir: Path) -> Iterator[dict[str, str]]:
+    procs: list[subprocess.Popen[str]] = []
+    urls: dict[str, str] = {}
+    try:
+        for label, profile, port in TARGETS:
+            chosen = port if _port_free(port) else 0
+            log = (log_dir / f"sim-{profile}.log").open("w")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "simulator", "--profile", profile, "--port", str(chosen)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            deadline = time.monotonic() + 30
+            line = ""
+            while time.monotonic() < deadline and not line.startswith(READY):
+                line = proc.stdout.readline()
+                if not line and proc.poll() is not None:
+                    break
+            if not line.startswith(READY):
+                raise SystemExit(f"demo: simulator {profile} did not start; see {log.name}")
+            urls[label] = line[len(READY) :].strip()
+            print(f"demo: {label} ({profile}) serving at {urls[label]}", flush=True)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main() -> int:
+    out = REPO / "reports" / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    with simulators(out) as urls:
+        overrides = [arg for label, url in urls.items() for arg in ("--target-url", f"{label}={url}")]
+        grid = subprocess.run(
+            [sys.executable, "-m", "loadgen", "grid", "scenarios/smoke.toml", "--out", str(out / "runs"), *overrides],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ},
+        )
+    if grid.returncode != 0 or not grid.stdout.strip():
+        print("demo: the smoke grid failed (see above)", file=sys.stderr)
+        return 1
+    run_dir = Path(grid.stdout.strip().splitlines()[-1])
+    report = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(run_dir), "-o", str(run_dir / "report")], cwd=REPO
+    )
+    if report.returncode != 0:
+        print("demo: report generation failed (see above)", file=sys.stderr)
+        return 1
+    index = run_dir / "report" / "index.html"
+    print(f"\ndemo: run directory {run_dir}")
+    print(f"demo: report {index}")
+    print("demo: open it in a browser; the seed's CSV and Markdown files are beside it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Builds small synthetic grid runs on disk in the runner's layout, with numbers checkable by hand.
+
+Each cell has `n` requests, the i-th sent at t0 + i × 8/n s, all completing inside the 10 s window
+(warm-up 0), each producing exactly max_new_tokens tokens. So:
+    throughput_tok_s = n × max_new_tokens / 10
+    e2e_ms(i)        = e2e_base_ms + i          → p95 = e2e_base_ms + 0.95 × (n − 1)
+    ttft_ms(i)       = ttft_base_ms + i
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCENARIO = "day004_quant_vs_bf16"
+BF16 = "RTX2000-16GB-BF16"
+QUANT = "RTX2000-16GB-QUANT"
+T0 = 1_700_000_000.0
+DURATION_S = 10.0
+PRICE_USD_H = 0.36
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    n: int
+    e2e_base_ms: float
+    ttft_base_ms: float = 100.0
+
+
+# (label, workload, users) -> spec. Chat: 128 tokens, batch: 256 tokens.
+DEFAULT_CELLS: dict[tuple[str, str, int], CellSpec] = {
+    (BF16, "chat", 16): CellSpec(20, 1000.0),  # 256 tok/s
+    (QUANT, "chat", 16): CellSpec(25, 800.0),  # 320 tok/s: +25 %
+    (BF16, "chat", 32): CellSpec(40, 1200.0),  # 512 tok/s
+    (QUANT, "chat", 32): CellSpec(40, 1100.0),  # 512 tok/s
+    (BF16, "batch", 16): CellSpec(20, 1000.0),  # 512 tok/s
+    (QUANT, "batch", 16): CellSpec(24, 900.0),  # 614.4 tok/s: +20 %
+    (BF16, "batch", 32): CellSpec(40, 1200.0),  # 1024 tok/s
+    (QUANT, "batch", 32): CellSpec(36, 1500.0),  # 921.6 tok/s: −10 %, p95 +~25 %
+}
+TOKENS = {"chat": 128, "batch": 256}
+MODELS = {BF16: "meta-llama/Llama-3.2-3B-Instruct", QUANT: "meta-llama/Llama-3.2-3B-Instruct-AWQ"}
+
+
+def expected_throughput(spec: CellSpec, tokens: int) -> float:
+    return spec.n * tokens / DURATION_S
+
+
+def expected_p95(spec: CellSpec) -> float:
+    return spec.e2e_base_ms + 0.95 * (spec.n - 1)
+
+
+def _scenario_toml(labels: list[str], prices: dict[str, float | None]) -> str:
+    lines = ["[scenario]", f'name = "{SCENARIO}"', f"duration_s = {DURATION_S}", "warmup_s = 0", ""]
+    for label in labels:
+        lines += ["[[targets]]", f'label = "{label}"', f'url = "http://127.0.0.1:{8000 + labels.index(label)}"']
+        lines.append('gpu = "rtx2000-ada-16gb"')
+        if prices.get(label) is not None:
+            lines.append(f"hourly_price_usd = {prices[label]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_cell(cell_dir: Path, label: str, workload: str, users: int, spec: CellSpec, repeat: int = 0, **meta) -> None:
+    tokens = TOKENS[workload]
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    i = np.arange(spec.n)
+    start = T0 + repeat * 100.0 + i * (8.0 / spec.n)
+    e2e = spec.e2e_base_ms + i
+    ttft = spec.ttft_base_ms + i
+    requests = pd.DataFrame(
+        {
+            "request_id": [f"{label}-{workload}-{users}-{repeat}-{k}" for k in i],
+            "target_label": label,
+            "workload": workload,
+            "api": "completions",
+            "max_new_tokens": tokens,
+            "start_wall_s": start,
+            "t_send_s": start - T0,
+            "ttft_ms": ttft,
+            "e2e_ms": e2e,
+            "tpot_ms": (e2e - ttft) / (tokens - 1),
+            "itl_mean_ms": (e2e - ttft) / (tokens - 1),
+            "itl_p99_ms": (e2e - ttft) / (tokens - 1),
+            "prompt_tokens": 100,
+            "output_tokens": tokens,
+            "tokens_source": "usage",
+            "finish_reason": "length",
+            "http_status": 200,
+            "success": 1,
+            "error": "",
+            "user_id": i % users,
+            "worker_id": "host-1",
+        }
+    )
+    requests.to_csv(cell_dir / "locust_requests_host-1.csv", index=False)
+    arrivals = [" ".join(f"{a:.3f}" for a in np.linspace(t, e, tokens)) for t, e in zip(ttft, e2e, strict=True)]
+    pd.DataFrame({"request_id": requests["request_id"], "arrivals_ms": arrivals, "counts": ""}).to_csv(
+        cell_dir / "locust_tokens_host-1.csv", index=False
+    )
+    seconds = np.arange(0, int(DURATION_S) + 1)
+    cpu = meta.pop("client_cpu_pct", 40.0)
+    pd.DataFrame(
+        {
+            "wall_s": start[0] + seconds,
+            "cpu_pct": cpu,
+            "dispatch_lag_p99_ms": 1.0,
+            "dispatch_lag_max_ms": 2.0,
+            "active_users": users,
+        }
+    ).to_csv(cell_dir / "locust_client_host-1.csv", index=False)
+    pd.DataFrame(
+        {
+            "wall_s": start[0] + seconds,
+            "running": np.minimum(users, seconds * 4),
+            "waiting": np.maximum(0, seconds - 5),
+            "kv_cache_usage_perc": np.minimum(0.9, seconds / 12.0),
+            "preemptions_total": 0,
+            "prompt_tokens_total": seconds * 100,
+            "generation_tokens_total": seconds * 1000,
+        }
+    ).to_csv(cell_dir / "server_metrics.csv", index=False)
+    generation = meta.pop("server_generation", spec.n * tokens)
+    metadata = {
+        "scenario": SCENARIO,
+        "target_label": label,
+        "target_url": "http://127.0.0.1:8000",
+        "hourly_price_usd": None,
+        "gpu": "rtx2000-ada-16gb",
+        "workload": workload,
+        "api": "completions",
+        "users": users,
+        "max_new_tokens": tokens,
+        "repeat": repeat,
+        "duration_s": DURATION_S,
+        "warmup_s": 0.0,
+        "csv_prefix": "locust",
+        "model": MODELS.get(label, "unknown-model"),
+        "metrics_available": True,
+        "server_token_delta": {"generation": generation, "prompt": spec.n * 100},
+        "status": "completed",
+        **meta,
+    }
+    (cell_dir / "metadata.json").write_text(json.dumps(metadata))
+    (cell_dir / "COMPLETE").write_text("done\n")
+
+
+def build_run(
+    root: Path,
+    cells: dict[tuple[str, str, int], CellSpec] | None = None,
+    repeats: int = 1,
+    prices: dict[str, float | None] | None = None,
+    labels: tuple[str, ...] = (BF16, QUANT),
+    failed: tuple[tuple[str, str, int], ...] = (),
+    client_bound: tuple[tuple[str, str, int], ...] = (),
+    mismatch: tuple[tuple[str, str, int], ...] = (),
+) -> Path:
+    """A run directory `root/<scenario>-<stamp>/` with scenario.toml and one dir per cell."""
+    cells = DEFAULT_CELLS if cells is None else cells
+    prices = {lb: PRICE_USD_H for lb in labels} if prices is None else prices
+    run = root / f"{SCENARIO}-20250101T000000Z"
+    run.mkdir(parents=True)
+    (run / "scenario.toml").write_text(_scenario_toml(list(labels), prices))
+    for (label, workload, users), spec in cells.items():
+        for r in range(repeats):
+            name = f"c{users}_m{TOKENS[workload]}" + (f"_r{r}" if repeats > 1 else "")
+            cell_dir = run / label / workload / name
+            if (label, workload, users) in failed:
+                cell_dir.mkdir(parents=True)
+                meta = {"target_label": label, "workload": workload, "users": users, "status": "failed"}
+                meta |= {
+                    "max_new_tokens": TOKENS[workload],
+                    "repeat": r,
+                    "duration_s": DURATION_S,
+                    "csv_prefix": "locust",
+                }
+                (cell_dir / "metadata.json").write_text(json.dumps(meta))
+                continue
+            extra: dict[str, object] = {}
+            if (label, workload, users) in client_bound:
+                extra["client_cpu_pct"] = 97.0
+            if (label, workload, users) in mismatch:
+                extra["server_generation"] = spec.n * TOKENS[workload] - 5
+            varied = CellSpec(spec.n + r, spec.e2e_base_ms + 10 * r, spec.ttft_base_ms)
+            write_cell(cell_dir, label, workload, users, varied, repeat=r, **extra)
+    return run

@@ -1,0 +1,138 @@
+"""Every analysis command through click's CliRunner: help, output, bad input → one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analysis.cli import main
+from tests.unit.analysis.runbuilder import BF16, QUANT, build_run
+
+COMMANDS = ["capacity", "compare", "cost", "slo", "report"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_run(tmp_path_factory.mktemp("cli"))
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    assert "-h, --help" in result.output
+
+
+def test_help_shows_defaults() -> None:
+    assert "[default: 20.0]" in invoke("compare", "--help").output
+    assert "[default: 1.0]" in invoke("cost", "--help").output
+    assert "[default: 0.01]" in invoke("slo", "--help").output
+    assert "[default: RUN/report]" in invoke("report", "--help").output
+
+
+def test_compare_prints_table_and_writes_csv(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke("compare", run_dir, "--baseline", BF16, "--candidate", QUANT, "-o", tmp_path / "c.csv")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "c.csv").read_text()
+    assert "p95 blow-up" in text and "throughput regression" in text
+
+
+def test_compare_unknown_label_exits_2_listing_known(run_dir: Path) -> None:
+    result = invoke("compare", run_dir, "--baseline", "A100-BF16")
+    assert result.exit_code == 2
+    assert f"unknown target label 'A100-BF16'; known labels: {BF16}, {QUANT}" in result.output
+
+
+def test_cost_prints_assumptions_and_the_seed_tables(run_dir: Path) -> None:
+    result = invoke("cost", run_dir, "--price", f"{BF16}=0.72", "--utilization", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "## Assumptions" in result.output
+    assert f"{BF16}: GPU NVIDIA RTX 2000 Ada 16 GB, $0.72/h (--price flag)" in result.output
+    assert "Utilization: 50%" in result.output
+    # 0.72 $/h ÷ (256 tok/s × 3600 × 0.5) × 1e6 = 1.5625
+    assert "| BF16 | 256.0 | 460,800 | 1.5625 |" in result.output
+
+
+@pytest.mark.parametrize("flag", ["nonsense", "=1", f"{BF16}=cheap", f"{BF16}=-1"])
+def test_cost_bad_price_flag(run_dir: Path, flag: str) -> None:
+    result = invoke("cost", run_dir, "--price", flag)
+    assert result.exit_code == 2
+    assert "expected LABEL=USD_PER_HOUR" in result.output
+
+
+def test_cost_price_for_unknown_label(run_dir: Path) -> None:
+    result = invoke("cost", run_dir, "--price", "H100=2.0")
+    assert result.exit_code == 2 and "known labels" in result.output
+
+
+def test_slo_selects_concurrency(run_dir: Path) -> None:
+    result = invoke("slo", run_dir, "--p95-ms", "1100")
+    assert result.exit_code == 0, result.output
+    assert "p95 latency ≤ 1100 ms" in result.output
+
+
+def test_slo_requires_bound() -> None:
+    assert invoke("slo", ".").exit_code == 2  # click's usage error: missing --p95-ms
+
+
+def test_report_default_directory(run_dir: Path) -> None:
+    result = invoke("report", run_dir)
+    assert result.exit_code == 0, result.output
+    index = Path(result.output.strip().splitlines()[-1])
+    assert index == run_dir / "report" / "index.html" and index.exists()
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    for command in (["capacity"], ["compare"], ["cost"], ["report"], ["slo", "--p95-ms", "1"]):
+        result = invoke(*command[:1], tmp_path / "nope" / "run", *command[1:])
+        assert result.exit_code == 2, command
+        assert "no such file or directory" in result.output
+
+
+def test_directory_without_runs(tmp_path: Path) -> None:
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2
+    assert "no runs found" in result.output
+
+
+def test_request_log_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    run = build_run(tmp_path)
+    log = next(run.rglob("locust_requests_*.csv"))
+    text = log.read_text().replace("e2e_ms", "latency")
+    log.write_text(text)
+    result = invoke("report", run)
+    assert result.exit_code == 2
+    assert str(log) in result.output and "lacks column(s) e2e_ms" in result.output
+
+
+def test_locust_csv_with_nan_names_file_and_column(tmp_path: Path) -> None:
+    stats = tmp_path / "run_stats.csv"
+    stats.write_text(
+        "Type,Name,Request Count,Failure Count,Average Content Size,50%,95%,99%\n"
+        "POST,chat,10,0,,100,200,300\nAggregated,Aggregated,10,0,128,100,200,300\n"
+    )
+    result = invoke("capacity", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "run_stats.csv: column 'Average Content Size' has empty/NaN values" in result.output
+
+
+def test_empty_request_log_and_zero_window_are_no_data(tmp_path: Path) -> None:
+    run = build_run(tmp_path)
+    logs = sorted(run.rglob("locust_requests_*.csv"))
+    logs[0].write_text(logs[0].read_text().splitlines()[0] + "\n")  # header only
+    meta_path = logs[1].parent / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["warmup_s"] = 60.0  # longer than the 10 s cell
+    meta_path.write_text(json.dumps(meta))
+    result = invoke("capacity", run)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("no data") == 2
+    assert "zero-length window" in result.output

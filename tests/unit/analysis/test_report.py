@@ -1,0 +1,127 @@
+"""The report directory: seed file names and shapes, Markdown sections, escaping, no-data marking."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import naming
+from analysis.bundle import Options, analyse
+from analysis.report import write_report
+from analysis.run import load_run
+from analysis.tables import SEED_COLUMNS
+from tests.unit.analysis.runbuilder import BF16, QUANT, CellSpec, build_run
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("report")
+    run = build_run(
+        tmp_path, failed=((QUANT, "chat", 32),), client_bound=((QUANT, "batch", 32),), mismatch=((BF16, "chat", 16),)
+    )
+    before = _tree_digest(run)
+    index = write_report(analyse(load_run(run), Options()), tmp_path / "out")
+    assert _tree_digest(run) == before, "inputs must never be modified"
+    return index.parent
+
+
+@pytest.mark.parametrize(
+    ("label", "slug"),
+    [
+        ("RTX2000-16GB-BF16", "rtx16gb_bf16"),
+        ("RTX2000-16GB-QUANT", "rtx16gb_quant"),
+        ("H100-80GB-FP8", "h100_80gb_fp8"),
+        ("my server", "my_server"),
+    ],
+)
+def test_label_slug(label: str, slug: str) -> None:
+    assert naming.label_slug(label) == slug
+
+
+def test_seed_file_names_from_labels_and_scenario() -> None:
+    assert naming.capacity_csv_name("day004_quant_vs_bf16", "batch", BF16) == "day004_batch_capacity_rtx16gb_bf16.csv"
+    assert naming.capacity_csv_name("day004_quant_vs_bf16", "batch", QUANT) == "day004_batch_capacity_rtx16gb_quant.csv"
+    assert naming.notes_name("day004_quant_vs_bf16", BF16, QUANT) == "day004_quant_vs_bf16_notes.md"
+    assert naming.cost_doc_name("day004_quant_vs_bf16", BF16, QUANT) == "day004_quant_cost_comparison.md"
+    assert naming.notes_name("smoke", "H100-80GB-BF16", "H100-80GB-FP8") == "smoke_fp8_vs_bf16_notes.md"
+    assert naming.capacity_csv_name("smoke", "chat", "L4-24GB-AWQ") == "smoke_chat_capacity_l4_24gb_awq.csv"
+
+
+def test_report_writes_the_seed_artifacts(report_dir: Path) -> None:
+    names = {p.name for p in report_dir.iterdir()}
+    assert {
+        "index.html",
+        "day004_batch_capacity_rtx16gb_bf16.csv",
+        "day004_batch_capacity_rtx16gb_quant.csv",
+        "day004_quant_vs_bf16_notes.md",
+        "day004_quant_cost_comparison.md",
+        "INFERENCE_PERFORMANCE_BEST_PRACTICES.md",
+    } <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    csv = pd.read_csv(report_dir / "day004_batch_capacity_rtx16gb_bf16.csv")
+    assert list(csv.columns) == SEED_COLUMNS
+    assert csv["concurrency"].tolist() == [16, 32]
+    assert csv["throughput_tok_s"].tolist() == [512.0, 1024.0]
+    assert csv["p95_latency_ms"].tolist() == pytest.approx([1018.05, 1237.05])
+
+
+def test_notes_have_the_seed_section_and_feynman_lines(report_dir: Path) -> None:
+    notes = (report_dir / "day004_quant_vs_bf16_notes.md").read_text()
+    assert "## Batch Capacity: BF16 vs Quant" in notes
+    assert "| 16 | 256 | 512.0 | 614.4 | +20.0% | 1,018.0 | 921.9 | -9.4% |" in notes
+    assert "| 32 | 256 | 1,024.0 | 921.6 | -10.0% |" in notes
+    assert "- Chat at conc=16: quant gave +25.0% throughput change" in notes
+    assert "- Batch at conc=32: quant gave -10.0% throughput change" in notes
+    assert "Why the difference" in notes
+
+
+def test_cost_doc_has_assumptions_tables_savings_and_caveat(report_dir: Path) -> None:
+    doc = (report_dir / "day004_quant_cost_comparison.md").read_text()
+    for heading in (
+        "## Assumptions",
+        "## Chat Workload (conc=16, max_tokens=128)",
+        "## Batch Workload (conc=32, max_new_tokens=256)",
+        "## Narrative",
+    ):
+        assert heading in doc
+    assert "| Model | Throughput (tok/s) | Tokens/Hour | $/1M Tokens |" in doc
+    assert "| BF16 | 256.0 | 921,600 | 0.3906 |" in doc
+    assert "| Quant | 320.0 | 1,152,000 | 0.3125 |" in doc
+    assert "**Savings**: 20.0% cost reduction with quantization" in doc
+    assert "$0.36/h" in doc and "Utilization: 100%" in doc
+    assert "quality" in doc
+
+
+def test_html_shows_warnings_and_no_data(report_dir: Path) -> None:
+    html = (report_dir / "index.html").read_text()
+    assert "client-bound" in html and "mismatch: client 2560 vs server 2555" in html
+    assert 'class="badge nodata"' in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org', "").replace("http://127.0.0.1", "")
+    assert html.count("data:image/svg+xml;base64,") == 5 + 7  # 5 summary plots + 7 cells with server metrics
+    best = (report_dir / "INFERENCE_PERFORMANCE_BEST_PRACTICES.md").read_text()
+    assert "Batch vs Chat quant impact" in best and "Quality-adjusted cost" in best
+
+
+def test_html_escapes_untrusted_labels(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>-BF16"
+    cells = {(evil, "chat", 16): CellSpec(20, 1000.0), (QUANT, "chat", 16): CellSpec(25, 800.0)}
+    run = build_run(tmp_path, cells=cells, labels=(evil, QUANT))
+    html = write_report(analyse(load_run(run), Options()), tmp_path / "out").read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;-BF16" in html
+
+
+def test_single_target_run_reports_without_comparison(tmp_path: Path) -> None:
+    run = build_run(tmp_path, cells={(BF16, "chat", 16): CellSpec(20, 1000.0)}, labels=(BF16,))
+    out = write_report(analyse(load_run(run), Options()), tmp_path / "out").parent
+    assert "No comparison: needs two targets." in (out / "index.html").read_text()
+    assert (out / "day004_chat_capacity_rtx16gb_bf16.csv").exists()

@@ -1,0 +1,183 @@
+"""Cost, comparison, SLO and roofline tables on a synthetic run whose numbers are known by construction."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.bundle import Options, analyse
+from analysis.capacity import pooled_itl_ms
+from analysis.catalog import load_catalog
+from analysis.cost import HEADLINES, cost_table, headline_cell, resolve_prices
+from analysis.errors import InputError
+from analysis.run import Run, Target, load_run, resolve_labels
+from analysis.slo import SloSpec, attainment_table, slo_table
+from tests.unit.analysis.runbuilder import BF16, QUANT, build_run
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    return load_run(build_run(tmp_path))
+
+
+def _row(table: pd.DataFrame, **key: object) -> pd.Series:
+    mask = pd.Series(True, index=table.index)
+    for col, value in key.items():
+        mask &= table[col] == value
+    assert mask.sum() == 1, key
+    return table[mask].iloc[0]
+
+
+def test_cost_formula_by_hand(run: Run) -> None:
+    a = analyse(run, Options())
+    chat = _row(a.cost, target_label=BF16, workload="chat", concurrency=16)
+    assert chat["throughput_tok_s"] == pytest.approx(256.0)  # 20 requests × 128 tokens / 10 s
+    assert chat["tokens_per_hour"] == pytest.approx(921_600)
+    assert chat["usd_per_1m_tokens"] == pytest.approx(0.36 / 921_600 * 1e6)  # 0.390625
+    savings = _row(a.savings, workload="chat", concurrency=16)
+    assert savings["savings_pct"] == pytest.approx(20.0)  # (0.390625 − 0.3125) / 0.390625
+    batch = _row(a.savings, workload="batch", concurrency=32)
+    assert batch["savings_pct"] == pytest.approx((1 / 1024 - 1 / 921.6) / (1 / 1024) * 100)
+
+
+def test_utilization_scales_tokens_per_hour(run: Run) -> None:
+    a = analyse(run, Options(utilization=0.5))
+    assert _row(a.cost, target_label=BF16, workload="chat", concurrency=16)["usd_per_1m_tokens"] == pytest.approx(
+        0.78125
+    )
+    with pytest.raises(InputError, match="utilization"):
+        analyse(run, Options(utilization=1.5))
+
+
+def test_price_precedence_flag_then_scenario_then_catalog() -> None:
+    catalog = load_catalog()
+    targets = [
+        Target("A", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
+        Target("B", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
+        Target("C", gpu="rtx2000-ada-16gb"),
+        Target("D"),
+    ]
+    prices = resolve_prices(targets, catalog, {"A": 1.25}).set_index("target_label")
+    assert prices.loc["A", "hourly_price_usd"] == 1.25 and prices.loc["A", "price_source"] == "--price flag"
+    assert prices.loc["B", "hourly_price_usd"] == 0.5
+    assert prices.loc["C", "hourly_price_usd"] == catalog.gpus["rtx2000-ada-16gb"].hourly_price_usd
+    assert "catalog rtx2000-ada-16gb" in str(prices.loc["C", "price_source"])
+    assert math.isnan(prices.loc["D", "hourly_price_usd"]) and "--price" in str(prices.loc["D", "price_source"])
+
+
+def test_shipped_catalog_has_the_four_gpus_with_sources() -> None:
+    catalog = load_catalog()
+    for key in ("rtx2000-ada-16gb", "l4-24gb", "a100-80gb", "h100-80gb"):
+        gpu = catalog.gpus[key]
+        assert gpu.hourly_price_usd and gpu.price_source and gpu.price_date and gpu.spec_source
+        assert gpu.memory_bandwidth_gb_s and gpu.memory_gb and gpu.peak_bf16_dense_tflops
+
+
+def test_catalog_rejects_unknown_keys(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.toml"
+    bad.write_text('[gpus.x]\nname = "X"\nprice = 1.0\n')
+    with pytest.raises(InputError, match=r"prices.toml: \[gpus.x\] unknown key\(s\) price; allowed: name"):
+        load_catalog(bad)
+
+
+def test_headline_cell_exact_or_nearest(run: Run) -> None:
+    cost = analyse(run, Options()).cost
+    assert headline_cell(cost, HEADLINES[0]) == (16, 128)
+    assert headline_cell(cost, HEADLINES[1]) == (32, 256)
+    smaller = cost[cost["concurrency"] == 16]
+    assert headline_cell(smaller, HEADLINES[1]) == (16, 256)
+
+
+def test_compare_flags_p95_blowup_and_throughput_regression(run: Run) -> None:
+    a = analyse(run, Options())
+    batch32 = _row(a.compare, workload="batch", concurrency=32)
+    p95_base, p95_cand = 1200 + 0.95 * 39, 1500 + 0.95 * 35
+    assert batch32["baseline_p95_latency_ms"] == pytest.approx(p95_base)
+    assert batch32["p95_latency_ms_change_pct"] == pytest.approx((p95_cand - p95_base) / p95_base * 100)
+    assert batch32["throughput_tok_s_change_pct"] == pytest.approx(-10.0)
+    assert "p95 blow-up" in batch32["flags"] and "throughput regression" in batch32["flags"]
+    assert _row(a.compare, workload="chat", concurrency=16)["flags"] == ""
+    looser = analyse(run, Options(p95_threshold_pct=25.0, throughput_drop_pct=15.0))
+    assert _row(looser.compare, workload="batch", concurrency=32)["flags"] == ""
+
+
+def test_compare_with_repeats_gives_ci_and_welch(tmp_path: Path) -> None:
+    a = analyse(load_run(build_run(tmp_path, repeats=3)), Options())
+    chat = _row(a.compare, workload="chat", concurrency=16)
+    # BF16: 20, 21, 22 requests × 128 / 10 s = 256, 268.8, 281.6 → mean 268.8, s = 12.8
+    assert chat["baseline_throughput_tok_s"] == pytest.approx(268.8)
+    assert chat["baseline_throughput_tok_s_ci95"] == pytest.approx(4.30265 * 12.8 / math.sqrt(3), rel=1e-4)
+    assert chat["candidate_throughput_tok_s"] == pytest.approx(332.8)
+    assert chat["throughput_tok_s_p_value"] < 0.01
+    assert bool(chat["throughput_tok_s_significant"])
+    assert chat["repeats_baseline"] == 3
+
+
+def test_labels_inferred_and_unknown_label_lists_known_ones(run: Run) -> None:
+    assert resolve_labels(run, None, None) == (BF16, QUANT)
+    assert resolve_labels(run, QUANT, None) == (QUANT, BF16)
+    with pytest.raises(InputError, match=f"unknown target label 'H100'; known labels: {BF16}, {QUANT}"):
+        resolve_labels(run, "H100", None)
+
+
+def test_slo_picks_highest_passing_concurrency(run: Run) -> None:
+    a = analyse(run, Options())
+    spec = SloSpec(1100.0)
+    table = slo_table(run.capacity, a.cost, attainment_table(run.cells, spec), spec)
+    assert _row(table, target_label=BF16, workload="chat")["best_concurrency"] == 16  # c32 p95 1237 > 1100
+    assert _row(table, target_label=QUANT, workload="batch")["best_concurrency"] == 16
+    best = _row(table, target_label=BF16, workload="chat")
+    assert best["usd_per_1m_tokens"] == pytest.approx(0.390625)
+    assert best["goodput_req_s"] == pytest.approx(2.0)  # all 20 requests meet it, in 10 s
+    loose = SloSpec(1300.0)
+    table = slo_table(run.capacity, a.cost, attainment_table(run.cells, loose), loose)
+    assert _row(table, target_label=BF16, workload="batch")["best_concurrency"] == 32
+    assert "test higher" in _row(table, target_label=BF16, workload="batch")["verdict"]
+    assert _row(table, target_label=QUANT, workload="batch")["best_concurrency"] == 16  # c32 p95 1533
+    strict = SloSpec(2000.0, ttft_p95_ms=110.0)  # TTFT p95 is 118.05 ms at c16
+    table = slo_table(run.capacity, a.cost, attainment_table(run.cells, strict), strict)
+    assert table["best_concurrency"].isna().all()
+    assert set(table["verdict"]) == {"no tested concurrency meets the SLO"}
+
+
+def test_slo_attainment_counts_requests_within_bounds(run: Run) -> None:
+    att = attainment_table(run.cells, SloSpec(1010.0)).set_index("cell")
+    name = next(
+        c.name
+        for c in run.cells
+        if c.metadata["target_label"] == BF16 and c.metadata["users"] == 16 and c.metadata["workload"] == "chat"
+    )
+    # e2e = 1000 + i for i in 0..19: 11 of 20 are ≤ 1010 ms; 11 requests / 10 s
+    assert att.loc[name, "slo_attainment"] == pytest.approx(11 / 20)
+    assert att.loc[name, "goodput_req_s"] == pytest.approx(1.1)
+
+
+def test_roofline_ceiling_by_hand(run: Run) -> None:
+    roof = analyse(run, Options()).roofline
+    row = _row(roof, target_label=BF16, workload="batch", concurrency=16)
+    assert row["memory_ceiling_tok_s"] == pytest.approx(16 * 224 / 6.43)
+    assert row["compute_ceiling_tok_s"] == pytest.approx(48e12 / (2 * 3.21e9))
+    assert row["bound_by"] == "memory"
+    assert row["pct_of_ceiling"] == pytest.approx(512 / (16 * 224 / 6.43) * 100)
+    override = analyse(run, Options(weights_gb={QUANT: 4.48})).roofline
+    assert _row(override, target_label=QUANT, workload="batch", concurrency=32)["memory_ceiling_tok_s"] == (
+        pytest.approx(32 * 224 / 4.48)
+    )
+
+
+def test_cost_table_marks_missing_price_as_nan(run: Run) -> None:
+    prices = resolve_prices([Target(BF16), Target(QUANT)], load_catalog(), {})
+    cost = cost_table(run.capacity, prices)
+    assert cost["usd_per_1m_tokens"].isna().all()
+
+
+def test_pooled_itl_skips_empty_traces_and_splits_multi_token_events() -> None:
+    traces = pd.DataFrame(
+        {"request_id": ["a", "x", "b"], "arrivals_ms": ["10 30", "", "5 45"], "counts": ["", "", "1 4"]}
+    )
+    # a: one gap of 20; x: none; b: one gap of 40 carrying 4 tokens → four gaps of 10
+    assert sorted(pooled_itl_ms(traces)) == [10, 10, 10, 10, 20]
+    assert sorted(pooled_itl_ms(traces.assign(counts=""))) == [20, 40]

@@ -1,0 +1,122 @@
+"""Scenario validation and grid expansion (dry-run level, no processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadgen.scenario import ScenarioError, expand, load_scenario, scenario_from_text, with_target_urls
+from loadgen.seedenv import scenario_from_env
+
+REPO = Path(__file__).resolve().parents[3]
+
+MINIMAL = """
+[scenario]
+duration_s = 10
+warmup_s = 2
+
+[[targets]]
+label = "A"
+url = "http://127.0.0.1:9"
+
+[[targets]]
+label = "B"
+url = "http://127.0.0.1:10"
+
+[[workloads]]
+name = "batch"
+locustfile = "locustfiles/batch.py"
+concurrency = [16, 32]
+max_new_tokens = [256]
+
+[[workloads]]
+name = "chat"
+locustfile = "locustfiles/chat.py"
+concurrency = [16]
+max_new_tokens = [128]
+"""
+
+
+@pytest.mark.parametrize("name", ["day004_quant_vs_bf16", "day004_practice_reps", "smoke"])
+def test_shipped_scenarios_validate(name: str) -> None:
+    scenario = load_scenario(REPO / "scenarios" / f"{name}.toml")
+    assert scenario.name == name
+    assert expand(scenario)
+
+
+def test_day004_matches_the_seed_tier2_grid() -> None:
+    cells = expand(load_scenario(REPO / "scenarios" / "day004_quant_vs_bf16.toml"))
+    got = {(c.target.label, c.workload.name, c.users, c.max_new_tokens) for c in cells}
+    for label in ("RTX2000-16GB-BF16", "RTX2000-16GB-QUANT"):
+        assert {(label, "batch", u, 256) for u in (16, 32)} <= got
+        assert {(label, "chat", u, 128) for u in (16, 32)} <= got
+    assert len(cells) == 8
+
+
+def test_interleaved_order_alternates_targets_and_paths_are_stable() -> None:
+    text = MINIMAL.replace("warmup_s = 2", 'warmup_s = 2\norder = "interleaved"\nrepeats = 2')
+    cells = expand(scenario_from_text(text, "x.toml", "x"))
+    assert [c.target.label for c in cells[:4]] == ["A", "B", "A", "B"]
+    assert len(cells) == 2 * 2 * 3
+    assert str(cells[0].relpath) == "A/batch/c16_m256_r0"
+
+
+def test_sequential_order_and_only_filter() -> None:
+    scenario = scenario_from_text(MINIMAL, "x.toml", "x")
+    cells = expand(scenario)
+    assert [c.target.label for c in cells] == ["A"] * 3 + ["B"] * 3
+    assert str(cells[0].relpath) == "A/batch/c16_m256"
+    only = expand(scenario, {"target": "B", "users": "32"})
+    assert [(c.target.label, c.users) for c in only] == [("B", 32)]
+    with pytest.raises(ScenarioError, match=r"--only colour=...: unknown key \(allowed: target"):
+        expand(scenario, {"colour": "red"})
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (("duration_s = 10", "duration_s = 10\nfoo = 1"), r"\[scenario\]: unknown key 'foo' \(allowed: .*duration_s"),
+        (("duration_s = 10", 'duration_s = "ten"'), r"\[scenario\].duration_s: expected number, got str"),
+        (('url = "http://127.0.0.1:9"', 'url = "127.0.0.1:9"'), r"\[\[targets\]\] #1.url: expected http"),
+        (("concurrency = [16, 32]", "concurrency = [0]"), r"#1.concurrency: expected a non-empty list of positive"),
+        (('name = "chat"', 'name = "chat"\napi = "grpc"'), r"#2.api: 'grpc' is not one of completions, chat"),
+        (("[scenario]", "[scenaro]\n[scenario]"), r"unknown table 'scenaro'"),
+        (("warmup_s = 2", "warmup_s = 20"), r"duration_s > warmup_s"),
+    ],
+)
+def test_invalid_scenarios_name_file_key_and_allowed(mutation: tuple[str, str], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message) as info:
+        scenario_from_text(MINIMAL.replace(*mutation, 1), "bad.toml", "bad")
+    assert str(info.value).startswith("bad.toml")
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario\n")
+    with pytest.raises(ScenarioError, match=r"bad.toml: not valid TOML"):
+        load_scenario(bad)
+
+
+def test_target_url_override() -> None:
+    scenario = with_target_urls(scenario_from_text(MINIMAL, "x.toml", "x"), {"B": "http://127.0.0.1:55/"})
+    assert [t.url for t in scenario.targets] == ["http://127.0.0.1:9", "http://127.0.0.1:55"]
+    with pytest.raises(ScenarioError, match=r"no such target .*targets: A, B"):
+        with_target_urls(scenario, {"C": "http://x:1"})
+
+
+def test_seed_environment_interface() -> None:
+    env = {"URL": "http://127.0.0.1:8000/v1/completions", "GPU_NAME": "RTX2000-16GB-BF16", "OUT_CSV": "/tmp/o.csv"}
+    scenario, out = scenario_from_env(env)
+    cells = expand(scenario)
+    assert [(c.target.label, c.target.url, c.workload.api, c.users, c.max_new_tokens) for c in cells] == [
+        ("RTX2000-16GB-BF16", "http://127.0.0.1:8000", "completions", 16, 256),
+        ("RTX2000-16GB-BF16", "http://127.0.0.1:8000", "completions", 32, 256),
+    ]
+    assert out == Path("/tmp/o.csv")
+    chat, _ = scenario_from_env({**env, "URL": "http://h:1/v1/chat/completions", "CONCURRENCY": "8,16"})
+    assert [(c.workload.api, c.users) for c in expand(chat)] == [("chat", 8), ("chat", 16)]
+    with pytest.raises(ScenarioError, match="CONCURRENCY"):
+        scenario_from_env({**env, "CONCURRENCY": "many"})
