@@ -28,6 +28,14 @@ __all__ = [
 ]
 
 ORDERS = ("sequential", "interleaved")
+# Workload options become the load generator's flags (--prompt-tokens ...); the rest are set by the runner.
+WORKLOAD_OPTIONS: dict[str, tuple[type, ...]] = {
+    "docs": (str,),
+    "prompt_tokens": (int,),
+    "temperature": (int, float),
+    "ignore_eos": (bool,),
+    "chat_turns": (int,),
+}
 APIS = ("completions", "chat")
 
 
@@ -187,6 +195,9 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         api = w.get("api", "completions")
         if api not in APIS:
             raise ScenarioError(f"{where}.api: '{api}' is not one of {', '.join(APIS)}")
+        _check_table(
+            f"{where}.options", w.get("options", {}), {key: (types, False) for key, types in WORKLOAD_OPTIONS.items()}
+        )
         conc = w.get("concurrency", grid.get("concurrency"))
         tokens = w.get("max_new_tokens", grid.get("max_new_tokens"))
         if conc is None or tokens is None:

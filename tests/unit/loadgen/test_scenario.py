@@ -120,3 +120,12 @@ def test_seed_environment_interface() -> None:
     assert [(c.workload.api, c.users) for c in expand(chat)] == [("chat", 8), ("chat", 16)]
     with pytest.raises(ScenarioError, match="CONCURRENCY"):
         scenario_from_env({**env, "CONCURRENCY": "many"})
+
+
+def test_workload_options_are_checked() -> None:
+    ok = MINIMAL.replace('name = "chat"', 'name = "chat"\noptions = { prompt_tokens = 512, ignore_eos = false }')
+    scenario = scenario_from_text(ok, "x.toml", "x")
+    assert dict(scenario.workloads[1].options) == {"prompt_tokens": 512, "ignore_eos": False}
+    bad = MINIMAL.replace('name = "chat"', 'name = "chat"\noptions = { prompt_token = 512 }')
+    with pytest.raises(ScenarioError, match=r"#2.options: unknown key 'prompt_token' \(allowed: chat_turns, docs"):
+        scenario_from_text(bad, "x.toml", "x")
