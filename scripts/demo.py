@@ -1,6 +1,7 @@
 """`make demo`: start the two simulated targets, run the smoke grid against them, build the report.
 
 Uses :8000/:8001 (the seed's ports) when free, else any free ports; the targets are always stopped.
+`make demo TARGETS=vllm` instead drives the real vLLM pair that `make vllm-targets` started.
 """
 
 from __future__ import annotations
@@ -66,18 +67,31 @@ def simulators(log_dir: Path) -> Iterator[dict[str, str]]:
                 proc.kill()
 
 
+def run_grid(scenario: str, out: Path, overrides: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", "grid", scenario, "--out", str(out / "runs"), *overrides],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+
+
 def main() -> int:
     out = REPO / "reports" / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    with simulators(out) as urls:
-        overrides = [arg for label, url in urls.items() for arg in ("--target-url", f"{label}={url}")]
-        grid = subprocess.run(
-            [sys.executable, "-m", "loadgen", "grid", "scenarios/smoke.toml", "--out", str(out / "runs"), *overrides],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ},
-        )
+    targets = os.environ.get("TARGETS", "sim")
+    if targets == "vllm":
+        # The grid's preflight names any server that is not up and starts nothing.
+        print("demo: using the real vLLM pair on :8000/:8001 (start it with `make vllm-targets`)", flush=True)
+        grid = run_grid("scenarios/vllm_smoke.toml", out, [])
+    elif targets == "sim":
+        with simulators(out) as urls:
+            overrides = [arg for label, url in urls.items() for arg in ("--target-url", f"{label}={url}")]
+            grid = run_grid("scenarios/smoke.toml", out, overrides)
+    else:
+        print(f"demo: TARGETS={targets!r} is not one of sim, vllm", file=sys.stderr)
+        return 2
     if grid.returncode != 0 or not grid.stdout.strip():
         print("demo: the smoke grid failed (see above)", file=sys.stderr)
         return 1

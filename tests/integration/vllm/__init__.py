@@ -1,0 +1,1 @@
+"""Tests against the real vLLM CPU build (marker `vllm`); see docs/VLLM.md."""
