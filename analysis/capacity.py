@@ -39,6 +39,7 @@ CAPACITY_COLUMNS = [
     "window_s",
     "requests",
     "failures",
+    "interrupted",
     "error_rate",
     "throughput_tok_s",
     "req_per_s",
@@ -247,6 +248,16 @@ def _key(cell: CellData, requests: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+INTERRUPTED_PREFIX = "interrupted:"
+
+
+def _interrupted(req: pd.DataFrame) -> np.ndarray:
+    """Records the load generator marked as cut off by the end of the run (user stopped mid-request)."""
+    if "error" not in req.columns:
+        return np.zeros(len(req), dtype=bool)
+    return req["error"].astype("string").str.startswith(INTERRUPTED_PREFIX).fillna(False).to_numpy(dtype=bool)
+
+
 def _from_request_log(cell: CellData) -> dict[str, Any]:
     req = cell.requests
     meta = cell.metadata
@@ -258,7 +269,9 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
     success = req["success"].to_numpy(dtype=bool)
     started_in = (start >= ws) & (start <= we)
     ok = started_in & ~np.isnan(e2e) & success
-    n_failed = int((started_in & ~success).sum())
+    # Streams cut off because the cell ended are the test's doing, not the server's: not failures.
+    cut = _interrupted(req) & started_in
+    n_failed = int((started_in & ~success & ~cut).sum())
     completed_at = start + e2e / 1000.0
     completed_in = success & (completed_at >= ws) & (completed_at <= we)
     tokens = tokens_in_window(req, cell.tokens, ws, we) if window_s > 0 else math.nan
@@ -267,7 +280,7 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         traced_ok = ids_in(cell.tokens["request_id"], req["request_id"][ok])
         itl = pooled_itl_ms(cell.tokens if traced_ok.all() else cell.tokens[traced_ok])
     cpu, lag = _client_health(cell.client, ws, we)
-    n_started = int(started_in.sum())
+    n_started = int((started_in & ~cut).sum())
     n_ok = int(ok.sum())
     client_tokens = float(req["output_tokens"].fillna(0).sum())
     server_tokens, check = _token_check(client_tokens, meta)
@@ -277,6 +290,7 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "window_s": window_s,
         "requests": n_ok,
         "failures": n_failed,
+        "interrupted": int(cut.sum()),
         "error_rate": n_failed / n_started if n_started else math.nan,
         "throughput_tok_s": tokens / window_s if window_s > 0 else math.nan,
         "req_per_s": float(completed_in.sum()) / window_s if window_s > 0 else math.nan,

@@ -154,3 +154,14 @@ def test_locust_csv_fallback_is_marked_approximate() -> None:
     assert table.loc[0, "source"] == "locust_csv"
     assert table.loc[0, "throughput_tok_s"] == pytest.approx(256 * 10 / 20)
     assert table.loc[0, "p95_latency_ms"] == 2000
+
+
+def test_streams_cut_off_by_the_end_of_the_run_are_not_failures() -> None:
+    cell = _cell(warmup_s=0, duration_s=12)
+    cut = {"request_id": "cut", "start_wall_s": 1009.0, "ttft_ms": 50.0, "e2e_ms": math.nan, "output_tokens": 2,
+           "success": False, "error": "interrupted: user stopped mid-stream"}
+    cell.requests = pd.concat([cell.requests, _requests([cut])], ignore_index=True)
+    row = cell_row(cell)
+    assert row["failures"] == 1  # the real failure only
+    assert row["interrupted"] == 1
+    assert row["error_rate"] == pytest.approx(1 / 21)
