@@ -11,6 +11,7 @@ from analysis.catalog import Catalog, load_catalog
 from analysis.compare import compare_table
 from analysis.cost import cost_table, resolve_prices, savings_table
 from analysis.errors import InputError
+from analysis.quality import Quality, summarize_quality
 from analysis.roofline import roofline_specs, roofline_table
 from analysis.run import Run, resolve_labels
 from analysis.slo import SloSpec, attainment_table, slo_table
@@ -31,6 +32,9 @@ class Options:
     p95_threshold_pct: float = 20.0
     throughput_drop_pct: float = 5.0
     slo: SloSpec = field(default_factory=lambda: SloSpec(10_000.0, 2_000.0, 0.01))
+    quality_reference: str | None = None  # None: the quality pass's reference (the scenario's)
+    similarity_threshold: float | None = None  # None: the scenario's [quality] threshold
+    worst_n: int = 5
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Analysis:
     slo: pd.DataFrame
     roofline_specs: pd.DataFrame
     roofline: pd.DataFrame
+    quality: Quality | None = None
 
 
 def _labels(run: Run, options: Options, need_pair: bool) -> tuple[str | None, str | None]:
@@ -79,6 +84,11 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
         compare, savings = pd.DataFrame(), pd.DataFrame()
     slo = slo_table(run.capacity, cost, attainment_table(run.cells, options.slo), options.slo)
     specs = roofline_specs(run.targets, catalog, options.weights_gb)
+    quality = None
+    if run.quality is not None:
+        quality = summarize_quality(
+            run.quality, cost, options.quality_reference, options.similarity_threshold, options.worst_n
+        )
     return Analysis(
         run,
         options,
@@ -92,4 +102,5 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
         slo,
         specs,
         roofline_table(cost, specs),
+        quality,
     )

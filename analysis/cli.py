@@ -36,14 +36,14 @@ def input_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def emit(table: pd.DataFrame, output: Path | None) -> None:
+def emit(table: pd.DataFrame, output: Path | None, digits: int = 1) -> None:
     """CSV to a file (atomically) when -o is given, else a readable table on stdout."""
     if output is not None:
         write_csv_atomic(output, table)
         click.echo(f"wrote {output} ({len(table)} rows)", err=True)
     else:
         with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_rows", 500):
-            click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+            click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -212,6 +212,92 @@ def slo(
     emit(a.slo, output)
 
 
+def _quality_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--reference",
+            help="Target label whose outputs are the reference.  [default: the quality pass's reference]",
+        ),
+        click.option(
+            "--threshold",
+            type=float,
+            help="Acceptance: ROUGE-L F1 vs the reference at or above this (a heuristic).  "
+            "[default: the scenario's [quality] threshold, else 0.8]",
+        ),
+        click.option("--worst", "worst_n", type=int, default=5, show_default=True, help="Worst examples per target."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@_run_arg
+@_quality_options
+@_price_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the per-prompt table (without texts) as CSV here.",
+)
+@input_errors
+def quality(
+    run_dir: Path,
+    reference: str | None,
+    threshold: float | None,
+    worst_n: int,
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    output: Path | None,
+) -> None:
+    """Output drift of every target vs the reference, from RUN/quality (the quality pass's outputs).
+
+    Per target × workload × max_new_tokens: exact-match rate, first divergence token, token agreement,
+    ROUGE-L F1, length ratio, Δ mean logprob and perplexity ratio, acceptance and quality-adjusted $/1M.
+    """
+    from analysis.quality import PROMPT_COLUMNS, load_quality, summarize_quality
+
+    data = load_quality(run_dir)
+    if data is None:
+        raise InputError(
+            f"{run_dir}: no quality pass (expected {run_dir / 'quality' / 'manifest.json'}); "
+            "run: python -m loadgen quality SCENARIO --run-dir RUN"
+        )
+    if worst_n < 0:
+        raise InputError(f"--worst must be >= 0, got {worst_n}")
+    cost = _cost_or_empty(run_dir, prices_file, price_flags, utilization)
+    q = summarize_quality(data, cost, reference, threshold, worst_n)
+    click.echo(f"reference {q.reference}; {q.note}", err=True)
+    emit(q.summary, None, digits=3)
+    for row in q.worst.itertuples(index=False):
+        click.echo(
+            f"\n--- {row.target_label} {row.prompt_id} m{row.max_new_tokens}: ROUGE-L F1 {row.rouge_l_f1:.3f}, "
+            f"first divergence at token {row.first_divergence_token}"
+        )
+        click.echo(f"reference: {row.reference_text!r}\n{row.target_label}: {row.target_text!r}")
+    if len(q.adjusted_cost):
+        click.echo("")
+        emit(q.adjusted_cost, None, digits=4)
+    if output is not None:
+        emit(q.prompts[PROMPT_COLUMNS], output)
+
+
+def _cost_or_empty(
+    run_dir: Path, prices_file: Path | None, price_flags: tuple[str, ...], utilization: float
+) -> pd.DataFrame:
+    """The run's cost table; empty when the run has no load cells (a quality pass on its own)."""
+    from analysis.cost import COST_COLUMNS
+
+    try:
+        run = load_run(run_dir)
+    except InputError:
+        return pd.DataFrame(columns=COST_COLUMNS)
+    opts = Options(catalog_path=prices_file, prices=parse_price_flags(price_flags), utilization=utilization)
+    return analyse(run, opts).cost
+
+
 @main.command()
 @_run_arg
 @click.option(
@@ -229,6 +315,7 @@ def slo(
 @click.option("--slo-p95-ms", type=float, default=10_000.0, show_default=True, help="SLO bound on p95 latency (ms).")
 @click.option("--slo-ttft-p95-ms", type=float, default=2_000.0, show_default=True, help="SLO bound on TTFT p95 (ms).")
 @click.option("--p95-threshold-pct", type=float, default=20.0, show_default=True, help="p95 blow-up flag threshold.")
+@_quality_options
 @input_errors
 def report(
     run_dir: Path,
@@ -242,6 +329,9 @@ def report(
     slo_p95_ms: float,
     slo_ttft_p95_ms: float,
     p95_threshold_pct: float,
+    reference: str | None,
+    threshold: float | None,
+    worst_n: int,
 ) -> None:
     """Write RUN/report/index.html (self-contained) and the seed's CSV/Markdown artifacts; prints the path."""
     opts = Options(
@@ -253,6 +343,9 @@ def report(
         utilization=utilization,
         p95_threshold_pct=p95_threshold_pct,
         slo=SloSpec(slo_p95_ms, slo_ttft_p95_ms),
+        quality_reference=reference,
+        similarity_threshold=threshold,
+        worst_n=worst_n,
     )
     from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
 

@@ -18,6 +18,7 @@ from analysis import naming, plots
 from analysis.bundle import Analysis
 from analysis.capacity import CAPACITY_COLUMNS
 from analysis.cost import COST_FORMULA, assumption_lines
+from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
 from analysis.tables import SEED_COLUMNS
@@ -48,6 +49,7 @@ CAPACITY_VIEW = [
     "status",
 ]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
+QUALITY_FILES = ["quality_summary.csv", "quality_prompts.csv", "quality_cost.csv"]
 _INT_COLUMNS = ["concurrency", "max_new_tokens", "repeat", "requests", "failures"]
 
 
@@ -125,6 +127,7 @@ def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     """What the cost document needs: cheap (no plots), shared by `cost` and the report."""
     pair = a.baseline is not None and a.candidate is not None
     names = kind_names(a.baseline, a.candidate) if a.baseline and a.candidate else ("baseline", "candidate")
+    points = headline_points(a.cost, a.compare, a.baseline, a.candidate) if a.baseline and a.candidate else []
     return {
         "title": _title(a.run.scenario),
         "scenario": a.run.scenario,
@@ -134,11 +137,28 @@ def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "baseline": a.baseline or "",
         "candidate": a.candidate or "",
         "names": {"baseline": names[0], "candidate": names[1]},
-        "points": headline_points(a.cost, a.compare, a.baseline, a.candidate) if a.baseline and a.candidate else [],
+        "points": points,
         "cost": _records(a.cost),
         "assumptions": assumption_lines(a.prices, a.options.utilization),
         "utilization": a.options.utilization,
         "cost_formula": COST_FORMULA,
+        "quality": _quality_context(a, points),
+    }
+
+
+def _quality_context(a: Analysis, points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    q = a.quality
+    if q is None:
+        return None
+    cells = q.adjusted_cost[q.adjusted_cost["target_label"] != q.reference]
+    return {
+        "reference": q.reference,
+        "threshold": q.threshold,
+        "note": q.note,
+        "lines": drift_lines(q.summary, q.adjusted_cost, points, q.threshold),
+        "summary": _records(q.summary),
+        "adjusted": _records(cells),
+        "worst": _records(q.worst),
     }
 
 
@@ -171,7 +191,11 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
         "best_practices": naming.best_practices_name(),
         "capacity": sorted(seed_tables(a)),
-        "tables": [*TABLE_FILES, *(["comparison.csv"] if len(a.compare) else [])],
+        "tables": [
+            *TABLE_FILES,
+            *(["comparison.csv"] if len(a.compare) else []),
+            *(QUALITY_FILES if a.quality is not None else []),
+        ],
     }
     return {
         **base,
@@ -221,6 +245,10 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     write_csv_atomic(out_dir / "roofline.csv", a.roofline)
     if len(a.compare):
         write_csv_atomic(out_dir / "comparison.csv", a.compare)
+    if a.quality is not None:
+        write_csv_atomic(out_dir / "quality_summary.csv", a.quality.summary)
+        write_csv_atomic(out_dir / "quality_prompts.csv", a.quality.prompts[PROMPT_COLUMNS])
+        write_csv_atomic(out_dir / "quality_cost.csv", a.quality.adjusted_cost)
     rendered = render(context)
     for name, text in rendered.items():
         if name != "index.html":

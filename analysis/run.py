@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.capacity import CAPACITY_COLUMNS, CellData, cell_row
 from analysis.errors import InputError
 from analysis.loading import find_cells, read_server_metrics
+from analysis.quality import QualityRun, load_quality
 from analysis.tables import iter_cells
 
 __all__ = ["Run", "Target", "load_run", "resolve_labels"]
@@ -45,6 +46,7 @@ class Run:
     cells: list[CellData]
     capacity: pd.DataFrame
     server_metrics: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quality: QualityRun | None = None  # the quality pass's outputs, when the run has one
 
     @property
     def labels(self) -> list[str]:
@@ -106,7 +108,8 @@ def load_run(path: Path) -> Run:
     server = {str(c.prefix): read_server_metrics(c) for c in find_cells(path)}
     scenario = _scenario(path) if path.is_dir() else {}
     name = str(scenario.get("scenario", {}).get("name") or _metadata_scenario(cells) or path.name)
-    return Run(path, name, _targets(scenario, cells, capacity), cells, capacity, server)
+    quality = load_quality(path) if path.is_dir() else None
+    return Run(path, name, _targets(scenario, cells, capacity), cells, capacity, server, quality)
 
 
 def _metadata_scenario(cells: list[CellData]) -> str | None:

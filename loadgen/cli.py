@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from loadgen.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
+from loadgen.quality import build_prompts, run_quality
 from loadgen.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
 from loadgen.seedenv import SEED_ENV_HELP, scenario_from_env, write_out_csv
 from loadgen.targets import PreflightError
@@ -91,6 +93,8 @@ def grid(
         cells = expand(scenario, _parse_pairs(only, "--only"))
         for workload in scenario.workloads:
             resolve_locustfile(workload.locustfile)
+        if scenario.quality.enabled:
+            build_prompts(scenario)  # a bad prompt source stops the run before any cell, not after all of them
     except ScenarioError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -113,6 +117,8 @@ def grid(
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     results = _run_with_progress(runner, cells, console)
+    if scenario.quality.enabled and not runner.interrupted:
+        _quality_pass(runner, console)
     failed = [r for r in results if r.status != "completed"]
     console.print(f"run directory: {run_dir}", soft_wrap=True, markup=False)
     if out_csv is not None:
@@ -129,6 +135,67 @@ def grid(
         for r in failed:
             console.print(f"  {_describe(r.cell)}: {r.status} {r.detail}", markup=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _quality_pass(runner: GridRunner, console: Console) -> Path:
+    alive = [t.label for t in runner.scenario.targets if runner.target_alive(t.label)]
+    models = {label: runner.target_info[label].model for label in alive}
+
+    def log(line: str) -> None:
+        console.print(line, markup=False, soft_wrap=True)
+
+    manifest = run_quality(runner.scenario, runner.run_dir, models, runner._headers, log)
+    errors = json.loads(manifest.read_text())["errors"]
+    log(f"quality: outputs in {manifest.parent} (failed requests per target: {errors})")
+    return manifest
+
+
+@main.command()
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Folder that receives a new run directory (unless --run-dir is given).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write into RUN_DIR/quality of an existing run instead of a new run directory.",
+)
+@click.option(
+    "--target-url",
+    "target_urls",
+    multiple=True,
+    metavar="LABEL=URL",
+    help="Point a scenario target at another base URL (e.g. another host or port).",
+)
+def quality(scenario_path: Path, out_dir: Path, run_dir: Path | None, target_urls: tuple[str, ...]) -> None:
+    """Send SCENARIO's seeded quality prompt set to every target and store the outputs (RUN/quality/).
+
+    Uses the scenario's [quality] table (prompts, max_new_tokens, seed, concurrency, reference) whether or
+    not it is enabled for `grid`. Compare the outputs with: python -m analysis quality RUN.
+    """
+    console = Console(stderr=True)
+    try:
+        scenario = with_target_urls(load_scenario(scenario_path), _parse_pairs(target_urls, "--target-url"))
+        build_prompts(scenario)
+    except ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if run_dir is None:
+        run_dir = new_run_dir(out_dir, scenario)
+        (run_dir / "scenario.toml").write_text(scenario.source_text)
+    runner = GridRunner(scenario, run_dir)
+    try:
+        runner.preflight()
+    except PreflightError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    _quality_pass(runner, console)
+    print(run_dir)
 
 
 def _load(scenario_path: Path | None, resume_dir: Path | None) -> tuple[Scenario, Path | None]:

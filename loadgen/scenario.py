@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "Cell",
+    "QualityConfig",
     "Scenario",
     "ScenarioError",
     "Target",
@@ -23,6 +24,7 @@ __all__ = [
     "expand",
     "load_scenario",
     "parse_scenario",
+    "safe_name",
     "scenario_from_text",
     "with_target_urls",
 ]
@@ -64,6 +66,21 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """The `[quality]` table: the same seeded prompts to every target, outputs compared to `reference`'s."""
+
+    enabled: bool = False
+    prompts: int = 16  # per workload
+    max_new_tokens: tuple[int, ...] = ()  # empty: each workload's own grid values
+    seed: int = 1234
+    concurrency: int = 2
+    reference: str | None = None  # a target label; None: the first target
+    threshold: float = 0.8  # acceptance: ROUGE-L F1 vs the reference at or above this
+    logprobs: bool = True  # also score the reference output under each target where the server allows
+    workloads: tuple[str, ...] = ()  # empty: every workload
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     path: Path | None
@@ -81,6 +98,7 @@ class Scenario:
     scrape_interval_s: float = 1.0
     description: str = ""
     digest: str = ""
+    quality: QualityConfig = field(default_factory=QualityConfig)
     source_text: str = field(default="", compare=False, repr=False)
 
 
@@ -98,10 +116,10 @@ class Cell:
     @property
     def relpath(self) -> Path:
         name = f"c{self.users}_m{self.max_new_tokens}" + (f"_r{self.repeat}" if self.repeats > 1 else "")
-        return Path(_safe(self.target.label)) / _safe(self.workload.name) / name
+        return Path(safe_name(self.target.label)) / safe_name(self.workload.name) / name
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
@@ -142,7 +160,18 @@ _WORKLOAD_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "max_new_tokens": ((list,), False),
     "options": ((dict,), False),
 }
-_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads"}
+_QUALITY_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "enabled": ((bool,), False),
+    "prompts": ((int,), False),
+    "max_new_tokens": ((list,), False),
+    "seed": ((int,), False),
+    "concurrency": ((int,), False),
+    "reference": ((str,), False),
+    "threshold": ((int, float), False),
+    "logprobs": ((bool,), False),
+    "workloads": ((list,), False),
+}
+_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality"}
 
 
 def _check_table(where: str, table: Any, schema: dict[str, tuple[tuple[type, ...], bool]]) -> dict[str, Any]:
@@ -221,6 +250,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
     for key in ("repeats", "workers"):
         if sc.get(key, 1) < 1:
             raise ScenarioError(f"{source}: [scenario].{key}: expected an integer >= 1")
+    quality = _quality(source, data.get("quality", {}), targets, workloads)
     canonical = repr(sorted(_flatten(data)))
     return Scenario(
         name=sc.get("name", default_name),
@@ -239,6 +269,36 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         scrape_interval_s=float(scrape.get("interval_s", 1.0)),
         description=sc.get("description", ""),
         digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        quality=quality,
+    )
+
+
+def _quality(source: str, table: Any, targets: list[Target], workloads: list[Workload]) -> QualityConfig:
+    where = f"{source}: [quality]"
+    q = _check_table(where, table, _QUALITY_KEYS)
+    labels, names = [t.label for t in targets], [w.name for w in workloads]
+    if q.get("reference") is not None and q["reference"] not in labels:
+        raise ScenarioError(f"{where}.reference: '{q['reference']}' is not a target (targets: {', '.join(labels)})")
+    chosen = q.get("workloads", [])
+    unknown = [w for w in chosen if w not in names]
+    if unknown or not all(isinstance(w, str) for w in chosen):
+        raise ScenarioError(f"{where}.workloads: unknown {unknown!r} (workloads: {', '.join(names)})")
+    for key in ("prompts", "concurrency"):
+        if q.get(key, 1) < 1:
+            raise ScenarioError(f"{where}.{key}: expected an integer >= 1, got {q[key]}")
+    if not 0.0 <= q.get("threshold", 0.8) <= 1.0:
+        raise ScenarioError(f"{where}.threshold: expected a number in [0, 1], got {q['threshold']}")
+    tokens = _int_list(f"{where}.max_new_tokens", q["max_new_tokens"]) if "max_new_tokens" in q else ()
+    return QualityConfig(
+        enabled=bool(q.get("enabled", False)),
+        prompts=int(q.get("prompts", 16)),
+        max_new_tokens=tokens,
+        seed=int(q.get("seed", 1234)),
+        concurrency=int(q.get("concurrency", 2)),
+        reference=q.get("reference"),
+        threshold=float(q.get("threshold", 0.8)),
+        logprobs=bool(q.get("logprobs", True)),
+        workloads=tuple(chosen),
     )
 
 

@@ -17,10 +17,12 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_CHARS_PER_TOKEN",
     "FOLLOW_UPS",
+    "SUMMARIZE_INSTRUCTION",
     "PromptFitter",
     "WorkloadError",
     "chars_per_token",
     "load_texts",
+    "summarize_prompt",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -35,6 +37,9 @@ FOLLOW_UPS = (
     "What would change if the budget were cut in half?",
     "Which of those points matters most, and why?",
 )
+
+# The batch workload's instruction (locustfiles/batch.py and the quality pass send the same prompt).
+SUMMARIZE_INSTRUCTION = "Summarize the following document in a few concise paragraphs for a busy reader."
 
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
@@ -131,3 +136,8 @@ def chars_per_token(sample: str, token_count: int) -> float:
     if token_count <= 0 or not sample:
         return DEFAULT_CHARS_PER_TOKEN
     return len(sample) / token_count
+
+
+def summarize_prompt(document: str) -> str:
+    """The batch-summarization prompt for one document."""
+    return f"{SUMMARIZE_INSTRUCTION}\n\n{document}\n\nSummary:"

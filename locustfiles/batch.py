@@ -9,8 +9,7 @@ from locust import task
 
 from loadgen.apis import Prompt
 from loadgen.users import LLMUser
-
-INSTRUCTION = "Summarize the following document in a few concise paragraphs for a busy reader."
+from loadgen.workloads import summarize_prompt
 
 
 class BatchSummarizeUser(LLMUser):
@@ -24,7 +23,7 @@ class BatchSummarizeUser(LLMUser):
         fitter = self.fitter()
         if fitter is not None:
             doc = fitter.fit(doc, docs)
-        return f"{INSTRUCTION}\n\n{doc}\n\nSummary:"
+        return summarize_prompt(doc)
 
     @task
     def summarize(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from simulator.faults import FAULT_KINDS, FaultConfig
 from simulator.profiles import DEFAULT_PROFILE, ProfileError, describe, load_profiles
 from simulator.server import Settings, serve
+from simulator.textgen import Divergence
 
 __all__ = ["build_parser", "main"]
 
@@ -50,6 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--emission-lag-log", type=Path, default=None, help="on exit, write each token's emission lag (ns) here"
     )
+    parser.add_argument(
+        "--divergence-rate",
+        type=float,
+        default=None,
+        help="share of prompts whose output diverges from the undiverged text from one token on "
+        "(None: 0 for 16-bit weights, 0.15 for quantized profiles)",
+    )
+    parser.add_argument("--divergence-seed", type=int, default=0, help="picks which prompts and positions diverge")
+    parser.add_argument(
+        "--logprob-drift",
+        type=float,
+        default=None,
+        help="extra logprob penalty (nats, up to this per token) when scoring text "
+        "(None: 0 for 16-bit weights, 0.1 for quantized profiles)",
+    )
     for kind in FAULT_KINDS:
         flag = "--fault-" + kind.replace("_", "-").replace("http-", "") + "-rate"
         parser.add_argument(flag, dest=f"fault_{kind}", type=float, default=0.0, help=_FAULT_HELP[kind])
@@ -78,6 +94,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as exc:
         sys.exit(f"error: {exc}")
+    quantized = profile.weight_bytes_per_param < 2.0
+    rate = args.divergence_rate if args.divergence_rate is not None else (0.15 if quantized else 0.0)
+    drift = args.logprob_drift if args.logprob_drift is not None else (0.1 if quantized else 0.0)
+    if not 0.0 <= rate <= 1.0 or drift < 0:
+        sys.exit("error: --divergence-rate must be in [0, 1] and --logprob-drift >= 0")
     if (args.fixed_ttft_ms is None) != (args.fixed_itl_ms is None):
         sys.exit("error: --fixed-ttft-ms and --fixed-itl-ms go together")
     settings = Settings(
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         faults=faults,
         max_body_bytes=args.max_body_bytes,
         emission_lag_log=args.emission_lag_log,
+        divergence=Divergence(rate, args.divergence_seed),
+        logprob_drift=drift,
     )
     if settings.max_model_len > profile.kv_capacity_tokens:
         sys.exit(f"error: max_model_len {settings.max_model_len} exceeds KV capacity {profile.kv_capacity_tokens}")

@@ -52,6 +52,9 @@ class GenerationRequest:
     ignore_eos: bool
     seed: int | None
     stop: list[str]
+    logprobs: int | None = None  # completions only: per-token logprobs (vLLM: top-N + the chosen token)
+    echo: bool = False  # completions only: the prompt is prepended to the text (and to logprobs)
+    prompt_logprobs: int | None = None  # vLLM extension: logprobs of every prompt token
 
 
 def _bad(message: str, param: str | None = None) -> ApiError:
@@ -151,6 +154,7 @@ def parse_generation_request(raw: bytes, chat: bool) -> GenerationRequest:
     # As vLLM's should_include_usage: any stream_options object turns usage on unless include_usage is false.
     include_usage = options is not None and bool(options.get("include_usage", True))
     continuous = options is not None and bool(options.get("continuous_usage_stats", False))
+    logprobs, echo, prompt_logprobs = (None, False, None) if chat else _logprob_options(body, stream)
     return GenerationRequest(
         chat=chat,
         model=model,
@@ -163,4 +167,22 @@ def parse_generation_request(raw: bytes, chat: bool) -> GenerationRequest:
         ignore_eos=bool(_opt(body, "ignore_eos", (bool,), "boolean")),
         seed=_opt(body, "seed", (int,), "integer"),
         stop=_stop_list(body),
+        logprobs=logprobs,
+        echo=echo,
+        prompt_logprobs=prompt_logprobs,
     )
+
+
+def _logprob_options(body: dict[str, Any], stream: bool) -> tuple[int | None, bool, int | None]:
+    """`logprobs`, `echo` and `prompt_logprobs` of a completion request, checked as vLLM checks them."""
+    values = []
+    for key in ("logprobs", "prompt_logprobs"):
+        value = _opt(body, key, (int,), "integer")
+        if value is not None and value < 0 and value != -1:
+            raise _invalid(f"`{key}` must be a positive value or -1.", key)
+        values.append(value)
+    logprobs, prompt_logprobs = values
+    echo = bool(_opt(body, "echo", (bool,), "boolean"))
+    if stream and (logprobs is not None or echo or prompt_logprobs is not None):
+        raise _invalid("The simulator returns logprobs, echo and prompt_logprobs only when `stream=False`.", "stream")
+    return logprobs, echo, prompt_logprobs

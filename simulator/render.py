@@ -123,8 +123,17 @@ class EventRenderer:
             self._head + b"]," + self._usage(completion_tokens, final=True) + self._fingerprint + self._close(emit_ns)
         )
 
-    def full_response(self, text: str, finish_reason: str, stop_reason: str | None, completion_tokens: int) -> bytes:
-        """Non-streaming body (vLLM's CompletionResponse / ChatCompletionResponse, `model_dump`)."""
+    def full_response(
+        self,
+        text: str,
+        finish_reason: str,
+        stop_reason: str | None,
+        completion_tokens: int,
+        choice_extras: dict[str, object] | None = None,
+    ) -> bytes:
+        """Non-streaming body (vLLM's CompletionResponse / ChatCompletionResponse, `model_dump`).
+
+        `choice_extras` replaces completion choice fields (echoed text, logprobs, prompt_logprobs)."""
         p = self.prompt_tokens
         usage = {
             "prompt_tokens": p,
@@ -170,6 +179,7 @@ class EventRenderer:
                 "prompt_token_ids": None,
                 "routed_experts": None,
             }
+            choice |= choice_extras or {}
             body = {"id": self.request_id, "object": "text_completion", "created": self.created, "model": self.model}
             body |= {"choices": [choice], **top, **tail}
         return orjson.dumps(body)

@@ -24,12 +24,13 @@ import orjson
 from simulator.engine import Engine
 from simulator.faults import FaultConfig, FaultPicker
 from simulator.http import Connection, Request
+from simulator.logprobs import LogprobModel, completion_choice_extras
 from simulator.metrics import CONTENT_TYPE, EmissionLagLog, ServerMetrics
 from simulator.profiles import Profile
 from simulator.protocol import ApiError, GenerationRequest, error_body, parse_generation_request
 from simulator.render import VLLM_VERSION, EventRenderer
 from simulator.streams import EngineDriver, FixedDriver, Stream, StreamContext, firehose
-from simulator.textgen import generate
+from simulator.textgen import Divergence, generate
 from simulator.tokenizer import tokenize
 
 __all__ = ["Settings", "SimServer", "serve"]
@@ -51,6 +52,8 @@ class Settings:
     faults: FaultConfig = field(default_factory=FaultConfig)
     max_body_bytes: int = 10 * 1024 * 1024
     emission_lag_log: Path | None = None
+    divergence: Divergence = field(default_factory=Divergence)
+    logprob_drift: float = 0.0
 
     @property
     def fixed_timing(self) -> bool:
@@ -214,10 +217,31 @@ class SimServer:
             req.chat, request_id, int(time.time()), settings.model_name, req.prompt_tokens, req.continuous_usage
         )
         seed = req.seed if req.seed is not None else settings.seed
-        generation = generate(req.prompt_text, seed, max_tokens, req.ignore_eos, req.stop, leading_space=not req.chat)
+        generation = generate(
+            req.prompt_text,
+            seed,
+            max_tokens,
+            req.ignore_eos,
+            req.stop,
+            leading_space=not req.chat,
+            divergence=settings.divergence,
+        )
+        extras = None
+        if req.logprobs is not None or req.echo or req.prompt_logprobs is not None:
+            model = LogprobModel(settings.logprob_drift, f"{settings.profile.name}/{settings.divergence.seed}")
+            extras = completion_choice_extras(
+                model,
+                req.prompt_text,
+                req.prompt_tokens,
+                generation.token_texts,
+                req.logprobs,
+                req.echo,
+                req.prompt_logprobs,
+            )
         stream = Stream(
             self.ctx, conn, renderer, generation, req.stream, req.include_usage, request.read_ns, fault, headers
         )
+        stream.choice_extras = extras
         stream.start()
         if fault == "zero_token":
             stream.send_zero_tokens()

@@ -88,6 +88,7 @@ class Stream:
         self.batch: list[bytes] | None = None  # firehose: collect events, write them in one go
         self.after_stall: Callable[[], None] | None = None
         self.on_done: Callable[[Stream], None] | None = None
+        self.choice_extras: dict[str, object] | None = None  # non-streaming: echo/logprobs fields of the choice
         conn.on_lost = self._peer_lost
 
     def start(self) -> None:
@@ -212,7 +213,9 @@ class Stream:
             self.conn.send(200, b"this body is not JSON", extra=self.extra_headers)
         else:
             text = "".join(self.texts)
-            body = self.renderer.full_response(text, self.finish_reason, self.stop_reason, self.total)
+            body = self.renderer.full_response(
+                text, self.finish_reason, self.stop_reason, self.total, self.choice_extras
+            )
             self.conn.send(200, body, extra=self.extra_headers)
 
     def send_zero_tokens(self) -> None:

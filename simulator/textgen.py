@@ -4,15 +4,22 @@ The output is a pure function of (prompt text, seed): sentences of common Englis
 `ignore_eos` is set, generation may end at a sentence boundary with an EOS token (empty text,
 finish_reason "stop"), at a point that is also a pure function of (prompt, seed). Stop strings
 truncate the text before the stop string, as vLLM does (finish_reason "stop", stop_reason = the string).
+
+Two test hooks: `Divergence` makes a controlled share of prompts' outputs differ from the undiverged text
+from a deterministic token position on (a quantized twin's drift); text between `[[echo]]` and
+`[[/echo]]` in a prompt is emitted first, verbatim (so a test can make the model "say" markup).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 
-__all__ = ["EOS_PROBABILITY", "Generation", "generate"]
+from simulator.tokenizer import pieces
+
+__all__ = ["EOS_PROBABILITY", "Divergence", "Generation", "divergence_point", "generate", "unit_hash"]
 
 _WORD_SOURCE = (
     "the model serves tokens to many users while the scheduler keeps every batch full and the cache warm "
@@ -25,6 +32,15 @@ _WORD_SOURCE = (
 _WORDS = tuple(_WORD_SOURCE.split())
 # Probability that a finished sentence ends the answer (EOS) when ignore_eos is false: ~9 sentences on average.
 EOS_PROBABILITY = 0.11
+_ECHO = re.compile(r"\[\[echo\]\](.*?)\[\[/echo\]\]", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Outputs of a share `rate` of prompts (chosen by hash of prompt and `seed`) diverge from one token on."""
+
+    rate: float = 0.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,32 @@ class Generation:
     @property
     def text(self) -> str:
         return "".join(self.token_texts)
+
+
+def unit_hash(*parts: str) -> float:
+    """A deterministic number in [0, 1) from strings (stable across processes, unlike hash())."""
+    digest = hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def divergence_point(prompt: str, divergence: Divergence, n_tokens: int) -> int | None:
+    """The token index from which this prompt's output diverges, or None when it does not (or is empty)."""
+    if n_tokens <= 0 or unit_hash("diverge", str(divergence.seed), prompt) >= divergence.rate:
+        return None
+    return int(unit_hash("position", str(divergence.seed), prompt) * n_tokens)
+
+
+def _diverge(tokens: list[str], other: list[str], k: int, seed: int) -> list[str]:
+    """tokens[:k], then a word unlike tokens[k], then `other`'s tail; same length and EOS as `tokens`."""
+    space = " " if tokens[k].startswith(" ") or k > 0 else ""
+    start = int(unit_hash("word", str(seed), str(k)) * len(_WORDS))
+    word = _WORDS[start]
+    if space + word == tokens[k]:
+        word = _WORDS[(start + 1) % len(_WORDS)] if _WORDS[(start + 1) % len(_WORDS)] != word else "different"
+    out = [*tokens[:k], space + word, *other[k + 1 : len(tokens)]]
+    if tokens[-1] == "" and k < len(tokens) - 1:
+        out[-1] = ""  # keep the EOS where it was
+    return out
 
 
 def _rng(prompt: str, seed: int) -> random.Random:
@@ -92,10 +134,25 @@ def _apply_stop(tokens: list[str], stop: list[str]) -> Generation | None:
 
 
 def generate(
-    prompt: str, seed: int, max_tokens: int, ignore_eos: bool, stop: list[str], leading_space: bool = True
+    prompt: str,
+    seed: int,
+    max_tokens: int,
+    ignore_eos: bool,
+    stop: list[str],
+    leading_space: bool = True,
+    divergence: Divergence | None = None,
 ) -> Generation:
     """Generate up to `max_tokens` tokens for `prompt`; deterministic for (prompt, seed, options)."""
     tokens, hit_eos = _raw_tokens(_rng(prompt, seed), max_tokens, leading_space, ignore_eos)
+    echo = _ECHO.search(prompt)
+    if echo is not None:
+        tokens = [*pieces((" " if leading_space else "") + echo.group(1)), *tokens][:max_tokens]
+        hit_eos = hit_eos and tokens[-1] == ""
+    if divergence is not None and divergence.rate > 0:
+        k = divergence_point(prompt, divergence, len(tokens))
+        if k is not None:
+            other, _ = _raw_tokens(_rng(prompt, seed + 1_000_003), max_tokens, leading_space, True)
+            tokens = _diverge(tokens, other, k, divergence.seed)
     stopped = _apply_stop(tokens, stop) if stop else None
     if stopped is not None:
         return stopped
