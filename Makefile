@@ -67,10 +67,11 @@ report: setup
 	$(PY) -m analysis report "$$run"
 
 # Speed and capacity figures (never timed tests): JSON under reports/bench/, summarised in BENCHMARKS.md.
-bench: setup
+# Load generator vs `vllm bench serve` and a naive Locust user, timing truth, client cost, analysis, simulator
+# (about 10 minutes; BENCH_ARGS=--quick checks the machinery in seconds without touching BENCHMARKS.md).
+bench: setup vllm-setup
 	@mkdir -p reports/bench
-	$(PY) benchmarks/sim_capacity.py --streams 512 --json reports/bench/sim_capacity.json
-	$(PY) benchmarks/analysis_speed.py --records 1000000 --json reports/bench/analysis_speed.json
+	$(PY) benchmarks/run_all.py --profile $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

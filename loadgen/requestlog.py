@@ -14,7 +14,8 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -93,8 +94,8 @@ class RequestRecord:
     emit_lag_us: list[float] | None = None
 
     def row(self) -> list[object]:
-        values = astuple(self)[: len(REQUEST_COLUMNS)]
-        return [_cell(v, precise) for v, precise in zip(values, _PRECISE, strict=True)]
+        # Not dataclasses.astuple: it deep-copies every field, the per-token lists included.
+        return [_cell(v, precise) for v, precise in zip(_request_values(self), _PRECISE, strict=True)]
 
     def token_row(self) -> list[object]:
         arrivals = " ".join(f"{a:.3f}" for a in self.arrivals_ms)
@@ -102,6 +103,7 @@ class RequestRecord:
         return [self.request_id, arrivals, counts]
 
 
+_request_values = attrgetter(*REQUEST_COLUMNS)
 # Seconds columns keep microseconds; millisecond columns keep microseconds too (3 decimals).
 _PRECISE = tuple(name.endswith("_s") for name in REQUEST_COLUMNS)
 

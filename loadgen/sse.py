@@ -68,6 +68,11 @@ class SSEDecoder:
             self._event = value.lstrip(b" ")
         return None
 
+    @property
+    def idle(self) -> bool:
+        """No event in progress (between events)."""
+        return self._data is None and self._event is None
+
     def flush(self) -> SSEEvent | None:
         """Dispatch a pending event at end of stream (a server that omits the final blank line)."""
         return self._dispatch()

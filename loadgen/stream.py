@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from loadgen.apis import LLMApi
-from loadgen.sse import SSEDecoder, SSEProtocolError, preview
+from loadgen.sse import SSEDecoder, SSEEvent, SSEProtocolError, preview
 from loadgen.timing import RequestTiming
 
-__all__ = ["StreamResult", "read_stream"]
+__all__ = ["StreamResult", "read_chunks", "read_stream"]
 
 
 @dataclass(slots=True)
@@ -32,6 +32,7 @@ class StreamResult:
     error: str | None = None
     text_parts: list[str] | None = None
     emit_lag_us: list[float] | None = None
+    last_usage: int = 0  # continuous usage seen so far (cumulative completion_tokens)
 
     @property
     def tokens_source(self) -> str:
@@ -69,7 +70,28 @@ def read_stream(
     collect_text: bool = False,
     emit_clock_ns: Callable[[], int] | None = None,
 ) -> None:
+    """Consume an SSE body line by line (each line stamped when `readline` returns it); see `read_chunks`."""
+
+    def next_chunk() -> tuple[bytes, float]:
+        line = readline()
+        return line, clock()  # timestamp before any parsing
+
+    read_chunks(next_chunk, api, result, collect_text=collect_text, emit_clock_ns=emit_clock_ns)
+
+
+def read_chunks(
+    next_chunk: Callable[[], tuple[bytes, float]],
+    api: LLMApi,
+    result: StreamResult,
+    *,
+    collect_text: bool = False,
+    emit_clock_ns: Callable[[], int] | None = None,
+) -> None:
     """Consume an SSE body until `[DONE]`, end of body, or the first protocol error (set on `result`).
+
+    `next_chunk()` returns the next bytes of the body (any slice: part of a line, several events) with
+    their arrival time, taken before any parsing, and b"" at the end of the body. An event is stamped
+    with the arrival of the bytes that complete its first data line.
 
     Transport errors (reset, timeout) propagate to the caller; `result` then still holds everything
     received before them. `emit_clock_ns`, when given, records client arrival minus the simulator's
@@ -77,6 +99,7 @@ def read_stream(
     """
     decoder = SSEDecoder()
     feed = decoder.feed_line
+    handle = _handle
     loads = orjson.loads
     extract = api.extract_text
     arrivals = result.timing.arrivals
@@ -85,64 +108,115 @@ def read_stream(
         result.text_parts = []
     if emit_clock_ns is not None:
         result.emit_lag_us = []
-    last_usage = 0
-    eof = False
-    while not eof:
-        line = readline()
-        t = clock()  # timestamp before any parsing
-        arrival_ns = emit_clock_ns() if emit_clock_ns is not None else 0
-        if line:
+    arrival_ns = 0
+    tail = b""
+    while True:
+        chunk, t = next_chunk()
+        if emit_clock_ns is not None:
+            arrival_ns = emit_clock_ns()
+        if not chunk:
+            if tail:
+                # A last line without its newline still counts.
+                try:
+                    event = feed(tail, t)
+                except SSEProtocolError as exc:
+                    result.error = f"malformed SSE: {exc}"
+                    return
+                tail = b""
+                if event is not None and handle(
+                    event, loads, extract, result, arrivals, counts, collect_text, arrival_ns
+                ):
+                    return
+            event = decoder.flush()
+            if event is not None:
+                handle(event, loads, extract, result, arrivals, counts, collect_text, arrival_ns)
+            return
+        if (
+            not tail
+            and chunk[:6] == b"data: "
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and chunk[-3:-2] != b"\r"
+            and decoder.idle
+        ):
+            # The usual shape at realistic pacing: one whole single-line event per read.
+            if handle(SSEEvent(chunk[6:-2], t), loads, extract, result, arrivals, counts, collect_text, arrival_ns):
+                return
+            continue
+        buf = tail + chunk if tail else chunk
+        pos = 0
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                break
             try:
-                event = feed(line, t)
+                event = feed(buf[pos : nl + 1], t)
             except SSEProtocolError as exc:
                 result.error = f"malformed SSE: {exc}"
                 return
+            pos = nl + 1
             if event is None:
                 continue
-        else:
-            eof = True
-            event = decoder.flush()
-            if event is None:
+            if handle(event, loads, extract, result, arrivals, counts, collect_text, arrival_ns):
                 return
-        data = event.data
-        if data == b"[DONE]":
-            result.done = True
-            return
-        try:
-            obj = loads(data)
-        except orjson.JSONDecodeError:
-            result.error = f"malformed SSE: non-JSON data {preview(data)}"
-            return
-        if type(obj) is not dict:
-            result.error = f"malformed SSE: data is not a JSON object {preview(data)}"
-            return
-        if event.event == b"error" or "error" in obj or obj.get("object") == "error":
-            result.error = f"error event in stream: {_error_message(obj) or preview(data)}"
-            return
-        usage = obj.get("usage")
-        choices = obj.get("choices")
-        if choices:
-            choice = choices[0]
-            text = extract(choice)
-            k = 1 if text else 0
-            if usage:
-                # Continuous usage is cumulative; the increment is this event's token count.
-                completion = usage.get("completion_tokens") or 0
-                if completion > last_usage:
-                    k = completion - last_usage
-                last_usage = completion
-            if k:
-                arrivals.append(event.t)
-                counts.append(k)
-                if collect_text and text:
-                    result.text_parts.append(text)  # type: ignore[union-attr]
-            reason = choice.get("finish_reason")
-            if reason:
-                result.finish_reason = reason
+        tail = buf[pos:] if pos < len(buf) else b""
+
+
+def _handle(
+    event: SSEEvent,
+    loads: Callable[[bytes], Any],
+    extract: Callable[[dict[str, Any]], str | None],
+    result: StreamResult,
+    arrivals: list[float],
+    counts: list[int],
+    collect_text: bool,
+    arrival_ns: int,
+) -> bool:
+    """Account one SSE event; True when the stream is over (`[DONE]` or a protocol error).
+
+    `arrival_ns` is the emission-lag clock's reading for the event's bytes (used only when
+    `result.emit_lag_us` is a list, i.e. emission lags are being recorded)."""
+    data = event.data
+    if data == b"[DONE]":
+        result.done = True
+        return True
+    try:
+        obj = loads(data)
+    except orjson.JSONDecodeError:
+        result.error = f"malformed SSE: non-JSON data {preview(data)}"
+        return True
+    if type(obj) is not dict:
+        result.error = f"malformed SSE: data is not a JSON object {preview(data)}"
+        return True
+    if event.event == b"error" or "error" in obj or obj.get("object") == "error":
+        result.error = f"error event in stream: {_error_message(obj) or preview(data)}"
+        return True
+    usage = obj.get("usage")
+    choices = obj.get("choices")
+    if choices:
+        choice = choices[0]
+        text = extract(choice)
+        k = 1 if text else 0
         if usage:
-            result.usage_tokens = usage.get("completion_tokens")
-            result.prompt_tokens = usage.get("prompt_tokens", result.prompt_tokens)
-            if not choices:
-                last_usage = result.usage_tokens or last_usage
-        if emit_clock_ns is not None and "sim_emit_ns" in obj:
-            result.emit_lag_us.append((arrival_ns - obj["sim_emit_ns"]) / 1000.0)  # type: ignore[union-attr]
+            # Continuous usage is cumulative; the increment is this event's token count.
+            completion = usage.get("completion_tokens") or 0
+            last_usage = result.last_usage
+            if completion > last_usage:
+                k = completion - last_usage
+            result.last_usage = completion
+        if k:
+            arrivals.append(event.t)
+            counts.append(k)
+            if collect_text and text:
+                result.text_parts.append(text)  # type: ignore[union-attr]
+        reason = choice.get("finish_reason")
+        if reason:
+            result.finish_reason = reason
+    if usage:
+        result.usage_tokens = usage.get("completion_tokens")
+        result.prompt_tokens = usage.get("prompt_tokens", result.prompt_tokens)
+        if not choices:
+            result.last_usage = result.usage_tokens or result.last_usage
+    if result.emit_lag_us is not None and "sim_emit_ns" in obj:
+        result.emit_lag_us.append((arrival_ns - obj["sim_emit_ns"]) / 1000.0)
+    return False

@@ -1,0 +1,601 @@
+"""`make bench`: the five measurements of BENCHMARKS.md, raw JSON to reports/bench/, then BENCHMARKS.md.
+
+1. Load-generator capacity at realistic pacing: the simulator in fixed-timing mode (one token per stream
+   every 20 ms) pinned to CPU 1, each client pinned to CPU 0, for our Locust user (locustfiles/batch.py),
+   `vllm bench serve` (benchmarks/vllm_peer.py, from .venv-vllm) and a naive Locust user
+   (benchmarks/naive_locustfile.py), alternating at each stream count. Events per client CPU-second come
+   from the server's token counter over a steady window divided by the client's CPU time in it. Plus the
+   firehose figure (simulator --firehose).
+2. Timing truth: the same runs (TTFT 200 ms, ITL 20 ms): client delay (client arrival − `sim_emit_ns`)
+   for first and later tokens, and |measured − configured| TTFT/ITL as each tool reports them.
+3. Client cost: CPU-s per 1,000 output tokens, RSS per 1,000 users (slope between stream counts).
+4. Analysis speed: benchmarks/analysis_speed.py.  5. Simulator capacity: benchmarks/sim_capacity.py.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,firehose,analysis,simulator]
+    .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
+
+Benchmarks, not tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+OUT_DIR = REPO / "reports" / "bench"
+VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"
+TOKENIZER = REPO / ".cache" / "tinymodels" / "tiny-llama-bf16"
+PY = sys.executable
+CLIENTS = ("ours", "vllm", "naive")
+CLIENT_NAMES = {
+    "before": "our Locust user from --before DIR",
+    "ours": "our Locust user (locustfiles/batch.py)",
+    "vllm": "`vllm bench serve`",
+    "naive": "naive Locust user (readline + json.loads)",
+}
+PROMPT_TOKENS = 256
+BEFORE_DIR = REPO
+
+
+def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if cpu is not None else cmd
+
+
+def pyspy() -> str:
+    """py-spy next to this interpreter (the dev extras install it), else on PATH; "" when absent."""
+    local = Path(PY).parent / "py-spy"
+    return str(local) if local.exists() else (shutil.which("py-spy") or "")
+
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Percentile q in [0, 100], linear interpolation (numpy's default)."""
+    if not values:
+        return None
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, nd)
+
+
+# -- the simulator ------------------------------------------------------------------------------------
+
+
+class Sim:
+    def __init__(self, args: list[str], cpu: int | None) -> None:
+        self.lag_path = Path(tempfile.mkstemp(prefix="simlag-", suffix=".txt")[1])
+        cmd = [PY, "-m", "simulator", "--port", "0", *args]
+        if "--firehose" not in args:
+            cmd += ["--emission-lag-log", str(self.lag_path)]
+        self.proc = subprocess.Popen(_pinned(cmd, cpu), cwd=REPO, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("SIMULATOR READY "):
+            self.proc.kill()
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        self.url = line.split()[-1]
+        self.ps = psutil.Process(self.proc.pid)
+        with urllib.request.urlopen(self.url + "/v1/models") as resp:
+            self.model = json.load(resp)["data"][0]["id"]
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        out = {}
+        for name in ("vllm:num_requests_running", "vllm:generation_tokens_total"):
+            m = re.search(rf"^{re.escape(name)}\{{[^}}]*\}} ([0-9.e+]+)$", text, re.M)
+            out[name.split(":")[1]] = float(m.group(1)) if m else 0.0
+        return out
+
+    def cpu_s(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> list[tuple[int, int]]:
+        """Stop; returns the emission-lag log's (due_ns, lag_ns) rows (empty in firehose mode)."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        rows = []
+        if self.lag_path.exists():
+            for line in self.lag_path.read_text().splitlines():
+                due, lag = line.split()
+                rows.append((int(due), int(lag)))
+            self.lag_path.unlink()
+        return rows
+
+
+# -- the clients ----------------------------------------------------------------------------------------
+
+
+def client_cmd(
+    kind: str, sim: Sim, streams: int, tokens: int, work: Path, ramp_s: float, request_s: float
+) -> tuple[list[str], dict]:
+    env = dict(os.environ)
+    # Users start over ramp_s. `vllm bench serve` issues requests at this rate (Poisson) behind its
+    # --max-concurrency; at twice streams/request duration its concurrency stays at the cap after the ramp.
+    rate = max(1.0, streams / ramp_s, 2 * streams / request_s)
+    if kind in ("ours", "before"):
+        # "before": the same user from another checkout (--before DIR), for before/after comparisons.
+        root = BEFORE_DIR if kind == "before" else REPO
+        if kind == "before":
+            env["PYTHONPATH"] = str(root)
+        cmd = [PY, "-m", "locust", "-f", str(root / "locustfiles" / "batch.py"), "--headless"]
+        cmd += ["-u", str(streams), "-r", f"{rate:g}", "-t", "900s", "--host", sim.url, "--only-summary"]
+        cmd += ["--csv", str(work / "ours"), "--record-emit-lag", "--max-new-tokens", str(tokens)]
+        cmd += ["--prompt-tokens", str(PROMPT_TOKENS), "--loglevel", "WARNING", "--stop-timeout", "0"]
+    elif kind == "naive":
+        cmd = [PY, "-m", "locust", "-f", str(REPO / "benchmarks" / "naive_locustfile.py"), "--headless"]
+        cmd += ["-u", str(streams), "-r", f"{rate:g}", "-t", "900s", "--host", sim.url, "--only-summary"]
+        cmd += ["--loglevel", "WARNING", "--stop-timeout", "0"]
+        env |= {"NAIVE_OUT": str(work / "naive.json"), "NAIVE_MAX_TOKENS": str(tokens)}
+    elif kind == "vllm":
+        cmd = [str(VLLM_PY), str(REPO / "benchmarks" / "vllm_peer.py"), str(work / "vllm.json")]
+        cmd += ["--backend", "openai", "--base-url", sim.url, "--endpoint", "/v1/completions"]
+        cmd += ["--model", sim.model, "--tokenizer", str(TOKENIZER), "--dataset-name", "random"]
+        cmd += ["--random-input-len", str(PROMPT_TOKENS), "--random-output-len", str(tokens), "--ignore-eos"]
+        # Enough prompts to outlast ramp + settle + window (the client is stopped after the window);
+        # every prompt is tokenized up front, so not many more.
+        rounds = max(4, math.ceil((ramp_s + 40.0) / request_s) + 2)
+        cmd += ["--num-prompts", str(streams * rounds), "--max-concurrency", str(streams)]
+        cmd += ["--request-rate", f"{rate:g}", "--disable-tqdm", "--seed", "0", "--ready-check-timeout-sec", "0"]
+    else:
+        raise ValueError(kind)
+    return cmd, env
+
+
+def proc_cpu_s(ps: psutil.Process) -> float:
+    total = 0.0
+    for p in [ps, *ps.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def proc_sys_s(ps: psutil.Process) -> float:
+    total = 0.0
+    for p in [ps, *ps.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.cpu_times().system
+    return total
+
+
+def proc_rss(ps: psutil.Process) -> int:
+    total = 0
+    for p in [ps, *ps.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total
+
+
+def measure_client(
+    kind: str,
+    sim: Sim,
+    streams: int,
+    tokens: int,
+    window_s: float,
+    settle_s: float,
+    ramp_s: float,
+    cpu: int | None,
+    request_s: float,
+    profile_to: Path | None = None,
+) -> dict[str, Any]:
+    """One client run against a running simulator; returns window figures plus raw timing samples."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    cmd, env = client_cmd(kind, sim, streams, tokens, work, ramp_s, request_s)
+    log = (work / "client.log").open("wb")
+    # `python -m locust` puts the working directory first on sys.path: "before" must run from its own tree.
+    cwd = BEFORE_DIR if kind == "before" else REPO
+    proc = subprocess.Popen(_pinned(cmd, cpu), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    ps = psutil.Process(proc.pid)
+    try:
+        # Ramp: wait until the simulator has (nearly) every stream running; start-up and imports excluded.
+        deadline = time.monotonic() + 180
+        while sim.metrics()["num_requests_running"] < 0.98 * streams:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                err = (work / "client.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{kind} at {streams} streams did not ramp up: {err}")
+            time.sleep(0.2)
+        time.sleep(settle_s)
+        t0_mono, t0_wall = time.monotonic(), time.time()
+        m0, c0, s0, k0 = sim.metrics(), proc_cpu_s(ps), sim.cpu_s(), proc_sys_s(ps)
+        spy = None
+        if profile_to is not None:
+            spy = subprocess.Popen(
+                [pyspy(), "record", "--pid", str(proc.pid), "--duration", str(int(window_s)), "--rate", "250",
+                 "--nonblocking", "--format", "raw", "--output", str(profile_to)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        time.sleep(window_s)
+        t1_mono = time.monotonic()
+        m1, c1, s1, k1 = sim.metrics(), proc_cpu_s(ps), sim.cpu_s(), proc_sys_s(ps)
+        rss = proc_rss(ps)
+        if spy is not None:
+            spy.wait(timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    wall = t1_mono - t0_mono
+    events = m1["generation_tokens_total"] - m0["generation_tokens_total"]
+    cpu = c1 - c0
+    out: dict[str, Any] = {
+        "client": kind,
+        "streams": streams,
+        "window_s": r(wall),
+        "events_in_window": int(events),
+        "events_per_s": r(events / wall, 1),
+        "client_cpu_s": r(cpu),
+        "client_cpu_pct": r(100 * cpu / wall, 1),
+        "client_sys_share_pct": r(100 * (k1 - k0) / cpu, 1) if cpu > 0 else None,
+        "events_per_client_cpu_s": r(events / cpu, 0) if cpu > 0 else None,
+        "client_cpu_us_per_event": r(1e6 * cpu / events, 2) if events else None,
+        "client_rss_mb": r(rss / 2**20, 1),
+        "server_cpu_pct": r(100 * (s1 - s0) / wall, 1),
+        "window_mono": [t0_mono, t1_mono],
+    }
+    out["samples"] = collect_samples(kind, work, t0_mono, t0_wall)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def collect_samples(kind: str, work: Path, t0_mono: float, t0_wall: float) -> dict[str, list[float]]:
+    """Per-event client delay (ms; first token / later tokens) and per-request TTFT, ITL (ms) after warm-up."""
+    first: list[float] = []
+    later: list[float] = []
+    ttft: list[float] = []
+    itl: list[float] = []
+    if kind in ("ours", "before"):
+        starts: dict[str, float] = {}
+        for f in work.glob("ours_requests_*.csv"):
+            with f.open(newline="") as fh:
+                for row in csv.DictReader(fh):
+                    if float(row["start_wall_s"]) >= t0_wall:
+                        starts[row["request_id"]] = 1.0
+                        if row["ttft_ms"]:
+                            ttft.append(float(row["ttft_ms"]))
+        for f in work.glob("ours_tokens_*.csv"):
+            with f.open(newline="") as fh:
+                for row in csv.DictReader(fh):
+                    if row["request_id"] in starts and row["arrivals_ms"]:
+                        a = [float(x) for x in row["arrivals_ms"].split()]
+                        itl.extend(b - c for b, c in zip(a[1:], a[:-1], strict=False))
+        for f in work.glob("ours_emitlag_*.csv"):
+            with f.open(newline="") as fh:
+                for row in csv.DictReader(fh):
+                    if row["request_id"] in starts and row["emit_lag_us"]:
+                        lags = [float(x) / 1e3 for x in row["emit_lag_us"].split()]
+                        # The last stamped event is the usage-only chunk (no token): dropped.
+                        lags = lags[:-1] if len(lags) > 1 else lags
+                        first.append(lags[0])
+                        later.extend(lags[1:])
+    elif kind == "naive":
+        path = work / "naive.json"
+        if path.exists():
+            for start, t, gaps, delays in json.loads(path.read_text())["requests"]:
+                if start >= t0_mono and t is not None:
+                    ttft.append(t * 1e3)
+                    itl.extend(g * 1e3 for g in gaps)
+                    if delays:
+                        first.append(delays[0] / 1e6)
+                        later.extend(d / 1e6 for d in delays[1:])
+    elif kind == "vllm":
+        path = work / "vllm.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            for start, t, gaps in data["requests"]:
+                if start >= t0_mono and t is not None:
+                    ttft.append(t * 1e3)
+                    itl.extend(g * 1e3 for g in gaps)
+            for arrival_ns, delay_ns, is_first in data["delays"]:
+                if arrival_ns >= t0_mono * 1e9:
+                    (first if is_first else later).append(delay_ns / 1e6)
+    return {"delay_first_ms": first, "delay_later_ms": later, "ttft_ms": ttft, "itl_ms": itl}
+
+
+def summarize_timing(samples: dict[str, list[float]], ttft_cfg: float, itl_cfg: float) -> dict[str, Any]:
+    first, later = samples["delay_first_ms"], samples["delay_later_ms"]
+    ttft, itl = samples["ttft_ms"], samples["itl_ms"]
+    ttft_err = [abs(x - ttft_cfg) for x in ttft]
+    itl_err = [abs(x - itl_cfg) for x in itl]
+    return {
+        "delay_events": len(first) + len(later),
+        "delay_all_p50_ms": r(pct(first + later, 50)),
+        "delay_all_p99_ms": r(pct(first + later, 99)),
+        "delay_first_p50_ms": r(pct(first, 50)),
+        "delay_first_p99_ms": r(pct(first, 99)),
+        "delay_later_p50_ms": r(pct(later, 50)),
+        "delay_later_p99_ms": r(pct(later, 99)),
+        "requests": len(ttft),
+        "ttft_p50_ms": r(pct(ttft, 50)),
+        "ttft_p99_ms": r(pct(ttft, 99)),
+        "itl_p50_ms": r(pct(itl, 50)),
+        "itl_p99_ms": r(pct(itl, 99)),
+        "ttft_abs_err_p50_ms": r(pct(ttft_err, 50)),
+        "ttft_abs_err_p99_ms": r(pct(ttft_err, 99)),
+        "itl_abs_err_p50_ms": r(pct(itl_err, 50)),
+        "itl_abs_err_p99_ms": r(pct(itl_err, 99)),
+    }
+
+
+def server_lag(rows: list[tuple[int, int]], window_mono: list[float]) -> dict[str, Any]:
+    lo, hi = window_mono[0] * 1e9, window_mono[1] * 1e9
+    lags = [lag / 1e6 for due, lag in rows if lo <= due < hi]
+    return {"server_lag_p50_ms": r(pct(lags, 50)), "server_lag_p99_ms": r(pct(lags, 99))}
+
+
+def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]:
+    """Sections 1-3: every client at every stream count, alternating clients within each count."""
+    pin = can_pin()
+    client_cpu, server_cpu = (0, 1) if pin else (None, None)
+    runs = []
+    profiles: dict[str, str] = {}
+    request_s = (opts.ttft_ms + opts.tokens * opts.itl_ms) / 1e3
+    for repeat in range(opts.repeats):
+        for streams in opts.streams:
+            for kind in clients:
+                la = loadavg()
+                sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
+                try:
+                    res = measure_client(
+                        kind,
+                        sim,
+                        streams,
+                        opts.tokens,
+                        opts.window_s,
+                        opts.settle_s,
+                        opts.ramp_s,
+                        client_cpu,
+                        request_s,
+                    )
+                finally:
+                    lag_rows = sim.stop()
+                res |= server_lag(lag_rows, res["window_mono"])
+                res |= summarize_timing(res.pop("samples"), opts.ttft_ms, opts.itl_ms)
+                res |= {"repeat": repeat, "load_average": [la, loadavg()]}
+                res.pop("window_mono")
+                print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
+                runs.append(res)
+    if opts.profile and pyspy():
+        for kind in clients:
+            if kind == "vllm":
+                continue  # its interpreter is another venv's; profiled by hand only
+            streams = max(opts.streams) if opts.profile_streams is None else opts.profile_streams
+            raw = OUT_DIR / f"profile_{kind}_{streams}.txt"
+            sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
+            try:
+                measure_client(kind, sim, streams, opts.tokens, opts.window_s, opts.settle_s, opts.ramp_s,
+                               client_cpu, request_s, profile_to=raw)  # fmt: skip
+            finally:
+                sim.stop()
+            if raw.exists():
+                profiles[kind] = summarize_profile(raw, streams)
+                (OUT_DIR / f"profile_{kind}_{streams}_top.txt").write_text(profiles[kind])
+    return {
+        "setup": {
+            "pinned_client_cpu0_server_cpu1": pin,
+            "ttft_ms": opts.ttft_ms,
+            "itl_ms": opts.itl_ms,
+            "tokens_per_request": opts.tokens,
+            "prompt_tokens": PROMPT_TOKENS,
+            "window_s": opts.window_s,
+            "settle_s": opts.settle_s,
+            "ramp_s": opts.ramp_s,
+            "streams": opts.streams,
+            "repeats": opts.repeats,
+            "clients": clients,
+        },
+        "runs": runs,
+        "profiles": profiles,
+    }
+
+
+_SHOW = ("client", "streams", "events_per_client_cpu_s", "client_cpu_pct", "delay_all_p99_ms",
+         "itl_p99_ms", "server_cpu_pct", "server_lag_p99_ms", "client_rss_mb", "load_average")  # fmt: skip
+
+
+def summarize_profile(raw: Path, streams: int, top: int = 25) -> str:
+    """py-spy raw (collapsed) stacks → self time by function and inclusive time of a few key frames."""
+    self_t: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(n)
+        total += count
+        frames = stack.split(";")
+        self_t[_frame(frames[-1])] += count
+        for f in {_frame(f) for f in frames}:
+            incl[f] += count
+    lines = [
+        f"py-spy record --rate 250 --nonblocking, {streams} streams, {total} samples; self time (share of samples):"
+    ]
+    for name, n in self_t.most_common(top):
+        lines.append(f"  {100 * n / total:5.1f}%  {name}")
+    lines.append("inclusive time of selected frames:")
+    for key in ("generate", "read_chunks", "read_stream", "next_chunk", "readline", "recv", "_handle", "feed",
+                "record", "write_request", "summarize"):  # fmt: skip
+        hits = [(n, name) for name, n in incl.items() if name.split(" (")[0].split(".")[-1] == key]
+        for n, name in sorted(hits, reverse=True)[:2]:
+            lines.append(f"  {100 * n / total:5.1f}%  {name}")
+    return "\n".join(lines) + "\n"
+
+
+def _frame(frame: str) -> str:
+    # "function (path/to/file.py:123)" → "function (file.py)"
+    m = re.match(r"(.*) \((.*?):?\d*\)$", frame)
+    if not m:
+        return frame
+    return f"{m.group(1)} ({Path(m.group(2).rstrip(':')).name})"
+
+
+def run_firehose(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]:
+    pin = can_pin()
+    client_cpu, server_cpu = (0, 1) if pin else (None, None)
+    runs = []
+    for kind in clients:
+        la = loadavg()
+        sim = Sim(["--firehose"], server_cpu)
+        try:
+            res = measure_client(
+                kind,
+                sim,
+                opts.firehose_streams,
+                opts.firehose_tokens,
+                opts.window_s,
+                opts.settle_s / 2,
+                0.5,
+                client_cpu,
+                1.0,
+            )
+        finally:
+            sim.stop()
+        for k in ("samples", "window_mono"):
+            res.pop(k)
+        res["load_average"] = [la, loadavg()]
+        print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
+        runs.append(res)
+    return {"streams": opts.firehose_streams, "tokens_per_request": opts.firehose_tokens, "runs": runs}
+
+
+def run_script(cmd: list[str], out: Path) -> dict[str, Any]:
+    la = loadavg()
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    data = json.loads(out.read_text())
+    data["load_average_driver"] = [la, loadavg()]
+    data["command"] = " ".join(Path(c).name if c == PY else c.replace(f"{REPO}/", "") for c in cmd)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+# -- BENCHMARKS.md ---------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def main() -> None:
+    global OUT_DIR, BEFORE_DIR
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
+    p.add_argument("--only", default="capacity,firehose,analysis,simulator")
+    p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
+    p.add_argument("--streams", default="32,256,512,1024")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=200)
+    p.add_argument("--ttft-ms", type=float, default=200.0)
+    p.add_argument("--itl-ms", type=float, default=20.0)
+    p.add_argument("--window-s", type=float, default=10.0)
+    p.add_argument("--settle-s", type=float, default=2.0)
+    p.add_argument("--ramp-s", type=float, default=2.0)
+    p.add_argument("--firehose-streams", type=int, default=32)
+    p.add_argument("--firehose-tokens", type=int, default=3000)
+    p.add_argument("--profile", action="store_true", help="also py-spy our and the naive user (extra runs)")
+    p.add_argument("--profile-streams", type=int, default=512)
+    p.add_argument("--out", type=Path, default=OUT_DIR)
+    p.add_argument("--before", type=Path, default=None, help="also run client 'before': DIR's loadgen + locustfiles")
+    p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument("--render-only", action="store_true")
+    opts = p.parse_args()
+    OUT_DIR = opts.out
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    if opts.quick:
+        opts.streams, opts.tokens, opts.ttft_ms, opts.window_s = "8", 20, 20.0, 1.5
+        opts.settle_s, opts.ramp_s, opts.firehose_streams, opts.firehose_tokens = 0.3, 0.3, 4, 2000
+        opts.profile = False
+    opts.streams = [int(s) for s in str(opts.streams).split(",")]
+    only = set(opts.only.split(","))
+    available = ["ours", "naive"] + (["vllm"] if VLLM_PY.exists() and TOKENIZER.exists() and not opts.quick else [])
+    clients = opts.clients.split(",") if opts.clients else [c for c in CLIENTS if c in available]
+    if opts.before is not None:
+        BEFORE_DIR = opts.before.resolve()
+        clients = ["before", *clients] if "before" not in clients else clients
+    suffix = "_quick" if opts.quick else ""
+    if not opts.render_only:
+        meta = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
+                "load_average_start": loadavg(), "quick": opts.quick, "command": " ".join(sys.argv)}  # fmt: skip
+        if "capacity" in only:
+            data = run_capacity(opts, clients) | {"meta": meta}
+            _write(OUT_DIR / f"loadgen_capacity{suffix}.json", data)
+        if "firehose" in only:
+            data = run_firehose(opts, clients) | {"meta": meta}
+            _write(OUT_DIR / f"loadgen_firehose{suffix}.json", data)
+        if "analysis" in only:
+            out = OUT_DIR / f"analysis_speed{suffix}.json"
+            records = ["--records", "20000", "--repeats", "1"] if opts.quick else ["--records", "1000000"]
+            run_script([PY, "benchmarks/analysis_speed.py", *records, "--json", str(out)], out)
+        if "simulator" in only:
+            out = OUT_DIR / f"sim_capacity{suffix}.json"
+            size = ["--streams", "16", "--tokens", "20", "--duration-s", "1.5"] if opts.quick else ["--streams", "512"]
+            run_script([PY, "benchmarks/sim_capacity.py", *size, "--json", str(out)], out)
+    if not opts.quick:
+        from benchmarks_render import render  # type: ignore[import-not-found]
+
+        opts.markdown.write_text(render(OUT_DIR))
+        print(f"wrote {opts.markdown}")
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
