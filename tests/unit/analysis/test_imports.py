@@ -34,3 +34,11 @@ def test_no_module_imports_gevent_or_locust() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported: {result.stdout.strip()}"
+
+
+def test_request_log_columns_are_the_ones_the_load_generator_writes() -> None:
+    """analysis keeps its own copy (it must not import the Locust side); the two must never drift."""
+    from analysis.loading import REQUEST_COLUMNS as READ
+    from loadgen.requestlog import REQUEST_COLUMNS as WRITTEN
+
+    assert list(READ) == list(WRITTEN)
