@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.capacity import CellData, capacity_table
+from analysis.capacity import CAPACITY_COLUMNS, CellData, capacity_table
 from analysis.errors import InputError
 from analysis.loading import (
     Cell,
@@ -24,33 +24,18 @@ from analysis.writing import write_csv_atomic
 
 __all__ = ["SEED_COLUMNS", "capacity_from_paths", "iter_cells", "load_cells", "seed_capacity_csv"]
 
-# The seed's capacity CSV: its gpu_name column first, then the METRICS contract's columns.
-SEED_COLUMNS = [
-    "gpu_name",
-    "workload",
-    "concurrency",
-    "max_new_tokens",
-    "repeat",
-    "requests",
-    "failures",
-    "error_rate",
-    "throughput_tok_s",
-    "req_per_s",
-    "p50_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "ttft_p50_ms",
-    "ttft_p95_ms",
-    "tpot_p50_ms",
-    "tpot_p95_ms",
-    "itl_p99_ms",
-    "prompt_tokens_mean",
-    "output_tokens_mean",
-    "window_s",
-    "source",
-    "client_bound",
-    "token_check",
-]
+# The seed's capacity CSV: its gpu_name column first, then the capacity table's METRICS columns (without the
+# diagnostic ones the report shows elsewhere).
+_NOT_IN_SEED = {
+    "target_label",
+    "interrupted",
+    "client_cpu_pct",
+    "dispatch_lag_p99_ms",
+    "client_output_tokens",
+    "server_generation_tokens",
+    "status",
+}
+SEED_COLUMNS = ["gpu_name", *(c for c in CAPACITY_COLUMNS if c not in _NOT_IN_SEED)]
 
 
 def _load(cell: Cell) -> CellData:
