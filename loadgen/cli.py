@@ -198,6 +198,22 @@ def quality(scenario_path: Path, out_dir: Path, run_dir: Path | None, target_url
     print(run_dir)
 
 
+@main.command()
+def options() -> None:
+    """List the suite's Locust options (--max-new-tokens, --prompt-tokens, ...).
+
+    `locust --help` prints before it imports a locustfile, so it cannot show them; they work on the locust
+    command line, in locust.conf, as LOCUST_* environment variables and (most) in the web UI.
+    """
+    from locust.argument_parser import get_empty_argument_parser
+
+    from loadgen.options import add_arguments
+
+    parser = get_empty_argument_parser(add_help=False)
+    add_arguments(parser)
+    parser.print_help()
+
+
 def _load(scenario_path: Path | None, resume_dir: Path | None) -> tuple[Scenario, Path | None]:
     if resume_dir is not None:
         stored = resume_dir / "scenario.toml"

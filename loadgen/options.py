@@ -26,6 +26,13 @@ def _bool(value: object) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _ratio(value: str) -> float:
+    ratio = float(value)
+    if not 0.0 <= ratio < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return ratio
+
+
 def add_arguments(parser: Any) -> None:
     """Add the suite's options to Locust's argument parser (a configargparse parser)."""
 
@@ -47,6 +54,16 @@ def add_arguments(parser: Any) -> None:
         type=int,
         default=None,
         help="max_tokens per request. Default: the user class's (chat 128, batch 256).",
+    )
+    add(
+        "--output-range-ratio",
+        type=_ratio,
+        default=0.0,
+        metavar="R",
+        help="Draw each request's max_tokens uniformly from [floor(M*(1-R)), ceil(M*(1+R))] around "
+        "--max-new-tokens M (vllm bench serve's --random-range-ratio for outputs). With equal lengths every "
+        "closed-loop user finishes in the same engine step, so requests arrive in waves and TTFT depends on "
+        "how tightly a client fires each wave; R=0.5 spreads arrivals as real traffic does. Default: 0.",
     )
     add("--temperature", type=float, default=0.0, help="Sampling temperature. Default: 0.")
     add(
@@ -122,6 +139,7 @@ class Settings:
     model: str | None = None
     api: str = "completions"
     max_new_tokens: int | None = None
+    output_range_ratio: float = 0.0
     temperature: float = 0.0
     ignore_eos: bool = True
     docs: str | None = None
@@ -144,6 +162,7 @@ class Settings:
             model=get(options, "model", None) or None,
             api=get(options, "api", "completions") or "completions",
             max_new_tokens=get(options, "max_new_tokens", None),
+            output_range_ratio=float(get(options, "output_range_ratio", 0.0) or 0.0),
             temperature=float(get(options, "temperature", 0.0) or 0.0),
             ignore_eos=_bool(get(options, "ignore_eos", True)),
             docs=get(options, "docs", None) or None,

@@ -34,6 +34,7 @@ ORDERS = ("sequential", "interleaved")
 WORKLOAD_OPTIONS: dict[str, tuple[type, ...]] = {
     "docs": (str,),
     "prompt_tokens": (int,),
+    "output_range_ratio": (int, float),
     "temperature": (int, float),
     "ignore_eos": (bool,),
     "chat_turns": (int,),
@@ -227,6 +228,9 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         _check_table(
             f"{where}.options", w.get("options", {}), {key: (types, False) for key, types in WORKLOAD_OPTIONS.items()}
         )
+        ratio = w.get("options", {}).get("output_range_ratio", 0.0)
+        if not 0.0 <= ratio < 1.0:
+            raise ScenarioError(f"{where}.options.output_range_ratio: expected a number in [0, 1), got {ratio}")
         conc = w.get("concurrency", grid.get("concurrency"))
         tokens = w.get("max_new_tokens", grid.get("max_new_tokens"))
         if conc is None or tokens is None:

@@ -19,7 +19,7 @@ from loadgen import plugin
 from loadgen.apis import GenerationParams, LLMApi, Prompt, get_api
 from loadgen.client import ClientIdentity, GenerationInterrupted, GenerationOutcome, LLMClient
 from loadgen.options import DEFAULT_HOST, Settings
-from loadgen.workloads import DATA_DIR, PromptFitter
+from loadgen.workloads import DATA_DIR, PromptFitter, draw_output_tokens
 
 __all__ = ["LLMUser"]
 
@@ -92,7 +92,12 @@ class LLMUser(FastHttpUser):
 
     @property
     def max_new_tokens(self) -> int:
+        """The nominal max_tokens (--max-new-tokens, else the class default)."""
         return self.settings.max_new_tokens or self.default_max_new_tokens
+
+    def draw_max_new_tokens(self) -> int:
+        """This request's max_tokens: the nominal one, or a uniform draw around it (--output-range-ratio)."""
+        return draw_output_tokens(self.rng, self.max_new_tokens, self.settings.output_range_ratio)
 
     @property
     def request_name(self) -> str:
@@ -128,7 +133,7 @@ class LLMUser(FastHttpUser):
             return outcome
         params = GenerationParams(
             model=model,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=self.draw_max_new_tokens(),
             temperature=self.settings.temperature,
             ignore_eos=self.settings.ignore_eos,
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ __all__ = [
     "PromptFitter",
     "WorkloadError",
     "chars_per_token",
+    "draw_output_tokens",
     "load_texts",
     "summarize_prompt",
 ]
@@ -141,3 +144,10 @@ def chars_per_token(sample: str, token_count: int) -> float:
 def summarize_prompt(document: str) -> str:
     """The batch-summarization prompt for one document."""
     return f"{SUMMARIZE_INSTRUCTION}\n\n{document}\n\nSummary:"
+
+
+def draw_output_tokens(rng: random.Random, nominal: int, ratio: float) -> int:
+    """max_tokens for one request: `nominal`, or uniform over [floor(n*(1-r)), ceil(n*(1+r))] (at least 1)."""
+    if not ratio:
+        return nominal
+    return rng.randint(max(1, math.floor(nominal * (1 - ratio))), math.ceil(nominal * (1 + ratio)))

@@ -7,10 +7,21 @@ real-server check would let a broken pipeline pass. Elsewhere a missing `.venv-v
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.vllm.servers import VllmTargets, in_ci, missing_prerequisites, start_targets
+from tests.integration.vllm.servers import START_TIMEOUT_S, VllmTargets, in_ci, missing_prerequisites, start_targets
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test to use `vllm_pair` also waits for both servers to start (up to START_TIMEOUT_S), so
+    these tests get that much more than the suite's per-test timeout."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.timeout(START_TIMEOUT_S + 480))
 
 
 def require_vllm() -> None:

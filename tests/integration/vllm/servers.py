@@ -16,6 +16,7 @@ from tests.conftest import REPO
 
 __all__ = [
     "MODELS",
+    "START_TIMEOUT_S",
     "VENV",
     "VllmTargets",
     "free_ports",
@@ -27,6 +28,7 @@ __all__ = [
 VENV = REPO / ".venv-vllm"
 MODELS = REPO / ".cache" / "tinymodels"
 SCRIPT = REPO / "scripts" / "vllm_targets.sh"
+START_TIMEOUT_S = 420  # both servers; 65-150 s on the 2-core machine
 MODEL_NAMES = {"bf16": "tiny-llama-bf16", "awq": "tiny-llama-awq"}
 
 
@@ -79,7 +81,9 @@ class VllmTargets:
         subprocess.run(["bash", str(SCRIPT), "stop", *self.urls], env=self.env, timeout=60, check=False)
 
 
-def start_targets(run_dir: Path, names: tuple[str, ...] = ("bf16", "awq"), timeout_s: int = 420) -> VllmTargets:
+def start_targets(
+    run_dir: Path, names: tuple[str, ...] = ("bf16", "awq"), timeout_s: int = START_TIMEOUT_S
+) -> VllmTargets:
     """Start the named servers on free ports; raise with the script's output (it holds the log tail)."""
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {

@@ -1,8 +1,12 @@
 """Peer check: our throughput and median TTFT at 8 users agree with `vllm bench serve` within 10%.
 
-Both drive the same BF16 server with the same request shape: streamed completions, 128 output tokens
-with ignore_eos, 8 requests in flight at all times, and prompts of the length our batch users actually
-sent (their documents are fitted to 128 tokens, then wrapped in the summarization instruction). Each
+Both drive the same BF16 server with the same request shape: streamed completions, greedy, ignore_eos,
+output lengths drawn uniformly from 64..192 tokens (our --output-range-ratio 0.5, their
+--random-range-ratio for outputs), 8 requests in flight at all times, and prompts of the length our
+batch users actually sent (their documents are fitted to 128 tokens, then wrapped in the summarization
+instruction). Equal output lengths would make every closed-loop client fire its requests in waves, one
+per engine step boundary, and the median TTFT would then measure how tightly each client fires a wave
+rather than the server; varied lengths spread arrivals as real traffic does. Each
 attempt runs ours then theirs back to back; the machine is shared, so a disturbed attempt is retried.
 Every attempt's figures are printed (run with -s) for BENCHMARKS.md.
 """
@@ -25,7 +29,7 @@ from tests.integration.vllm.servers import MODELS, VENV, VllmTargets
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-USERS, DOC_TOKENS, OUTPUT_TOKENS = 8, 128, 128
+USERS, DOC_TOKENS, OUTPUT_TOKENS, OUTPUT_RANGE = 8, 128, 128, 0.5
 TOLERANCE = 0.10
 ATTEMPTS = 3
 METRICS = ("output_throughput_tok_s", "median_ttft_ms")
@@ -40,7 +44,7 @@ def ours(pair: VllmTargets, tmp: Path) -> tuple[dict[str, float], int]:
         "api": "completions",
         "users": USERS,
         "tokens": OUTPUT_TOKENS,
-        "options": {"prompt_tokens": DOC_TOKENS, "ignore_eos": True},
+        "options": {"prompt_tokens": DOC_TOKENS, "ignore_eos": True, "output_range_ratio": OUTPUT_RANGE},
     }
     scenario = tmp / "peer.toml"
     # All users at once, as `vllm bench serve --max-concurrency` starts its first requests.
@@ -68,16 +72,17 @@ def ours(pair: VllmTargets, tmp: Path) -> tuple[dict[str, float], int]:
 
 def theirs(pair: VllmTargets, tmp: Path, prompt_tokens: int) -> dict[str, float]:
     tmp.mkdir(parents=True, exist_ok=True)
-    prompts = USERS * 12
+    prompts = USERS * 16
     cmd = [
         str(VENV / "bin" / "python"), str(REPO / "scripts" / "vllm_bench_serve.py"),
         "--backend", "vllm", "--base-url", pair.urls["bf16"], "--model", pair.model("bf16"),
         "--tokenizer", str(MODELS / "tiny-llama-bf16"), "--dataset-name", "random",
         # The server adds BOS to what the benchmark counts as the prompt.
         "--random-input-len", str(prompt_tokens - 1), "--random-output-len", str(OUTPUT_TOKENS),
-        "--random-range-ratio", "0", "--ignore-eos", "--max-concurrency", str(USERS),
+        "--random-range-ratio", json.dumps({"input": 0, "output": OUTPUT_RANGE}),
+        "--ignore-eos", "--temperature", "0", "--max-concurrency", str(USERS),
         "--num-prompts", str(prompts), "--num-warmups", str(USERS), "--seed", "0", "--disable-tqdm",
-        "--save-result", "--result-dir", str(tmp), "--result-filename", "bench.json",
+        "--save-result", "--save-detailed", "--result-dir", str(tmp), "--result-filename", "bench.json",
     ]  # fmt: skip
     done = subprocess.run(
         cmd, cwd=tmp, capture_output=True, text=True, timeout=600,
@@ -85,7 +90,7 @@ def theirs(pair: VllmTargets, tmp: Path, prompt_tokens: int) -> dict[str, float]
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     result = json.loads((tmp / "bench.json").read_text())
-    assert result["completed"] == prompts and result["total_output_tokens"] == prompts * OUTPUT_TOKENS
+    assert result["completed"] == prompts and result["total_output_tokens"] == sum(result["output_lens"])
     return {"output_throughput_tok_s": result["output_throughput"], "median_ttft_ms": result["median_ttft_ms"]}
 
 

@@ -158,8 +158,15 @@ def test_locust_csv_fallback_is_marked_approximate() -> None:
 
 def test_streams_cut_off_by_the_end_of_the_run_are_not_failures() -> None:
     cell = _cell(warmup_s=0, duration_s=12)
-    cut = {"request_id": "cut", "start_wall_s": 1009.0, "ttft_ms": 50.0, "e2e_ms": math.nan, "output_tokens": 2,
-           "success": False, "error": "interrupted: user stopped mid-stream"}
+    cut = {
+        "request_id": "cut",
+        "start_wall_s": 1009.0,
+        "ttft_ms": 50.0,
+        "e2e_ms": math.nan,
+        "output_tokens": 2,
+        "success": False,
+        "error": "interrupted: user stopped mid-stream",
+    }
     cell.requests = pd.concat([cell.requests, _requests([cut])], ignore_index=True)
     row = cell_row(cell)
     assert row["failures"] == 1  # the real failure only

@@ -129,3 +129,7 @@ def test_workload_options_are_checked() -> None:
     bad = MINIMAL.replace('name = "chat"', 'name = "chat"\noptions = { prompt_token = 512 }')
     with pytest.raises(ScenarioError, match=r"#2.options: unknown key 'prompt_token' \(allowed: chat_turns, docs"):
         scenario_from_text(bad, "x.toml", "x")
+    ranged = MINIMAL.replace('name = "chat"', 'name = "chat"\noptions = { output_range_ratio = 0.5 }')
+    assert dict(scenario_from_text(ranged, "x.toml", "x").workloads[1].options) == {"output_range_ratio": 0.5}
+    with pytest.raises(ScenarioError, match=r"x.toml: \[\[workloads\]\] #2.options.output_range_ratio: expected"):
+        scenario_from_text(ranged.replace("0.5", "1.0"), "x.toml", "x")

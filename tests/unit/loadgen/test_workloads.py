@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from loadgen.workloads import DATA_DIR, PromptFitter, WorkloadError, chars_per_token, load_texts
+from loadgen.workloads import (
+    DATA_DIR,
+    PromptFitter,
+    WorkloadError,
+    chars_per_token,
+    draw_output_tokens,
+    load_texts,
+)
 
 
 def test_txt_with_separator_lines(tmp_path: Path) -> None:
@@ -82,3 +90,15 @@ def test_fitter_cuts_at_a_word_boundary_and_extends() -> None:
 def test_calibration_ratio() -> None:
     assert chars_per_token("x" * 400, 100) == 4.0
     assert chars_per_token("abc", 0) == 4.0
+
+
+def test_output_tokens_are_drawn_uniformly_around_the_nominal() -> None:
+    rng = random.Random(7)
+    assert {draw_output_tokens(rng, 128, 0.0) for _ in range(50)} == {128}
+    drawn = [draw_output_tokens(rng, 128, 0.5) for _ in range(20_000)]
+    assert min(drawn) == 64 and max(drawn) == 192  # both ends inclusive, as vllm bench serve draws
+    assert abs(sum(drawn) / len(drawn) - 128) < 1.0
+    assert draw_output_tokens(random.Random(1), 1, 0.9) >= 1
+    assert [draw_output_tokens(random.Random(3), 100, 0.2) for _ in range(3)] == [
+        draw_output_tokens(random.Random(3), 100, 0.2) for _ in range(3)
+    ]
