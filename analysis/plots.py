@@ -230,7 +230,8 @@ def client_cpu_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
         if rows:
             tags, means, maxes = zip(*rows, strict=True)
             x = np.arange(len(tags))
-            err = np.vstack([np.zeros(len(means)), np.array(maxes) - np.array(means)])
+            # max − mean can come out a rounding step below zero when every sample is equal
+            err = np.vstack([np.zeros(len(means)), np.clip(np.array(maxes) - np.array(means), 0.0, None)])
             ax.bar(x, means, yerr=err, capsize=3, color="C0", label="mean CPU %")
             ax.set_xticks(x, tags, rotation=30, ha="right", fontsize=7)
         ax.axhline(CLIENT_CPU_LIMIT_PCT, color="C3", ls="--", label=f"client-bound limit {CLIENT_CPU_LIMIT_PCT:g}%")

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 USERS, DOC_TOKENS, OUTPUT_TOKENS, OUTPUT_RANGE = 8, 128, 128, 0.5
 TOLERANCE = 0.10
-ATTEMPTS = 3
+ATTEMPTS = 4
 METRICS = ("output_throughput_tok_s", "median_ttft_ms")
 
 
