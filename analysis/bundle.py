@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
 from analysis.catalog import Catalog, load_catalog
 from analysis.compare import compare_table
 from analysis.cost import cost_table, resolve_prices, savings_table
@@ -35,6 +36,7 @@ class Options:
     quality_reference: str | None = None  # None: the quality pass's reference (the scenario's)
     similarity_threshold: float | None = None  # None: the scenario's [quality] threshold
     worst_n: int = 5
+    adequacy: AdequacyThresholds = DEFAULT_THRESHOLDS
 
 
 @dataclass
@@ -72,6 +74,8 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
     if not 0.0 < options.utilization <= 1.0:
         raise InputError(f"--utilization must be in (0, 1], got {options.utilization}")
     baseline, candidate = _labels(run, options, need_pair)
+    if options.adequacy != DEFAULT_THRESHOLDS:
+        run.capacity = judge_adequacy(run.capacity, options.adequacy)
     catalog = load_catalog(options.catalog_path)
     prices = resolve_prices(run.targets, catalog, options.prices)
     cost = cost_table(run.capacity, prices, options.utilization)

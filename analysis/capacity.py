@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
+from analysis.traces import ids_in, pooled_itl_ms
+from analysis.uncertainty import CellCI, cell_ci, completion_sync, tokens_per_bin
 
 __all__ = [
     "CAPACITY_COLUMNS",
@@ -22,13 +24,13 @@ __all__ = [
     "CellData",
     "capacity_table",
     "cell_row",
-    "pooled_itl_ms",
     "tokens_in_window",
     "window_bounds",
 ]
 
 CLIENT_CPU_LIMIT_PCT = 90.0
 CLIENT_LAG_LIMIT_MS = 10.0
+CLIENT_SATURATED_SHARE = 0.2  # share of the window's seconds that must be saturated to call a cell client-bound
 
 CAPACITY_COLUMNS = [
     "target_label",
@@ -42,24 +44,47 @@ CAPACITY_COLUMNS = [
     "interrupted",
     "error_rate",
     "throughput_tok_s",
+    "throughput_tok_s_ci95_low",
+    "throughput_tok_s_ci95_high",
     "req_per_s",
+    "req_per_s_ci95_low",
+    "req_per_s_ci95_high",
     "p50_latency_ms",
     "p95_latency_ms",
+    "p95_latency_ms_ci95_low",
+    "p95_latency_ms_ci95_high",
     "p99_latency_ms",
     "ttft_p50_ms",
     "ttft_p95_ms",
+    "ttft_p95_ms_ci95_low",
+    "ttft_p95_ms_ci95_high",
     "tpot_p50_ms",
     "tpot_p95_ms",
+    "tpot_p95_ms_ci95_low",
+    "tpot_p95_ms_ci95_high",
     "itl_p99_ms",
     "prompt_tokens_mean",
     "output_tokens_mean",
     "source",
+    "ci_batches",
+    "ci_batch_s",
+    "batch_lag1_autocorr",
+    "warmup_s",
+    "ramp_s",
+    "completion_sync_share",
+    "completion_sync_expected",
     "client_cpu_pct",
     "dispatch_lag_p99_ms",
+    "client_saturated_share",
     "client_bound",
+    "client_bound_signal",
     "client_output_tokens",
     "server_generation_tokens",
     "token_check",
+    "prefix_cache_hit_rate",
+    "prefix_sharing",
+    "adequate",
+    "adequacy",
     "status",
 ]
 
@@ -94,104 +119,9 @@ def window_bounds(requests: pd.DataFrame, warmup_s: float, duration_s: float | N
     return t0 + float(warmup_s), t_end
 
 
-def _split_traces(traces: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(events per row, arrival_ms per event, tokens per event or None when every event carries one).
-
-    Vectorised in Arrow (split + cast run in C++): traces hold one number per token, so for a large run
-    this is the bulk of the parsing work.
-    """
-    text = pa.array(traces["arrivals_ms"].fillna("").astype(str), type=pa.large_string())
-    lists = pc.split_pattern(text, " ")
-    empty = pc.equal(text, "")
-    if pc.any(empty).as_py():
-        lists = pc.if_else(empty, pa.scalar([], type=lists.type), lists)
-    n_events = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    arrivals = pc.cast(pc.list_flatten(lists), pa.float64()).to_numpy(zero_copy_only=False)
-    if "counts" not in traces.columns:
-        return n_events, arrivals, None
-    counts_text = traces["counts"].fillna("").astype(str)
-    has_counts = counts_text.str.len().to_numpy() > 0
-    if not has_counts.any():
-        return n_events, arrivals, None
-    counts = np.ones(len(arrivals))
-    starts = np.cumsum(n_events) - n_events
-    for i in np.flatnonzero(has_counts):  # only rows with multi-token events, rare
-        values = np.array(str(counts_text.iat[int(i)]).split(), dtype=float)
-        counts[starts[i] : starts[i] + len(values)] = values
-    return n_events, arrivals, counts
-
-
-def _parse_traces(traces: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flatten traces into (row index per event, arrival_ms per event, tokens per event)."""
-    n_events, arrivals, counts = _split_traces(traces)
-    row = np.repeat(np.arange(len(traces)), n_events)
-    return row, arrivals, counts if counts is not None else np.ones(len(arrivals))
-
-
-def ids_in(ids: pd.Series, value_set: pd.Series) -> np.ndarray:
-    """Boolean mask of `ids` found in `value_set` (hash join in Arrow; pandas' isin on strings is slow)."""
-    if len(ids) == 0:
-        return np.zeros(0, dtype=bool)
-    mask = pc.is_in(pa.array(ids.astype(str)), value_set=pa.array(value_set.astype(str).unique()))
-    return mask.to_numpy(zero_copy_only=False).astype(bool)
-
-
 def tokens_in_window(requests: pd.DataFrame, tokens: pd.DataFrame, ws: float, we: float) -> float:
-    """Output tokens whose arrival lies in [ws, we], all requests (successful or not).
-
-    Requests entirely inside the window count whole; only those straddling an edge need their trace.
-    Without a trace a straddler is interpolated linearly between first and last token (approximate).
-    """
-    start = requests["start_wall_s"].to_numpy(dtype=float)
-    first = start + requests["ttft_ms"].to_numpy(dtype=float) / 1000.0
-    last = start + requests["e2e_ms"].to_numpy(dtype=float) / 1000.0
-    out = requests["output_tokens"].fillna(0).to_numpy(dtype=float)
-    has = (out > 0) & ~np.isnan(first) & ~np.isnan(last)
-    inside = has & (first >= ws) & (last <= we)
-    total = float(out[inside].sum())
-    straddle = has & ~inside & (last >= ws) & (first <= we)
-    if not straddle.any():
-        return total
-    edge = requests.loc[straddle, ["request_id", "start_wall_s", "ttft_ms", "e2e_ms", "output_tokens"]]
-    if not tokens.empty:  # narrow the traces to the straddlers first: merging all of them is costly
-        traced = edge.merge(tokens[ids_in(tokens["request_id"], edge["request_id"])], on="request_id", how="left")
-    else:
-        traced = edge.assign(arrivals_ms=None)
-    with_trace = traced["arrivals_ms"].notna() & (traced["arrivals_ms"].astype(str).str.len() > 0)
-    if with_trace.any():
-        sub = traced[with_trace].reset_index(drop=True)
-        if "counts" not in sub.columns:
-            sub["counts"] = ""
-        row, arrivals_ms, counts = _parse_traces(sub)
-        at = sub["start_wall_s"].to_numpy(dtype=float)[row] + arrivals_ms / 1000.0
-        total += float(counts[(at >= ws) & (at <= we)].sum())
-    rest = traced[~with_trace]
-    if not rest.empty:
-        f = rest["start_wall_s"] + rest["ttft_ms"] / 1000.0
-        lst = rest["start_wall_s"] + rest["e2e_ms"] / 1000.0
-        span = np.maximum((lst - f).to_numpy(dtype=float), 1e-9)
-        inside_s = np.minimum(lst.to_numpy(dtype=float), we) - np.maximum(f.to_numpy(dtype=float), ws)
-        frac = np.clip(np.maximum(inside_s, 0.0) / span, 0.0, 1.0)
-        total += float((rest["output_tokens"].to_numpy(dtype=float) * frac).sum())
-    return total
-
-
-def pooled_itl_ms(traces: pd.DataFrame) -> np.ndarray:
-    """Per-token inter-token latencies of all given traces: an event carrying k tokens gives k gaps of gap/k."""
-    if traces.empty:
-        return np.empty(0)
-    n_events, arrivals, counts = _split_traces(traces.reset_index(drop=True))
-    if len(arrivals) < 2:
-        return np.empty(0)
-    # gap j lies between events j and j+1; it is an ITL unless event j+1 starts a new request
-    within = np.ones(len(arrivals) - 1, dtype=bool)
-    starts = (np.cumsum(n_events) - n_events)[n_events > 0]
-    within[starts[starts > 0] - 1] = False
-    gaps = np.diff(arrivals)[within]
-    if counts is None:
-        return gaps
-    k = np.maximum(counts[1:][within].astype(int), 1)
-    return np.repeat(gaps / k, k)
+    """Output tokens whose arrival lies in [ws, we], all requests (successful or not); see `tokens_per_bin`."""
+    return float(tokens_per_bin(requests, tokens, np.array([ws, we], dtype=float)).sum())
 
 
 def _pct(values: pd.Series | np.ndarray, q: float) -> float:
@@ -205,16 +135,38 @@ def _mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def _client_health(client: pd.DataFrame, ws: float, we: float) -> tuple[float, float]:
-    """Worst process's mean CPU% and the worst per-second dispatch-lag p99 inside the window."""
+def _client_health(client: pd.DataFrame, ws: float, we: float) -> dict[str, Any]:
+    """Client CPU and dispatch lag inside the window, and whether the generator was *sustainedly* saturated.
+
+    A second counts as saturated when its CPU ≥ CLIENT_CPU_LIMIT_PCT or its lag p99 ≥ CLIENT_LAG_LIMIT_MS;
+    the cell is client-bound when at least CLIENT_SATURATED_SHARE of its seconds (and 2 or more) are, so one
+    noisy sample never flags a cell. Rows with no active users (the shutdown row) are not load samples.
+    """
+    none = {"client_cpu_pct": math.nan, "dispatch_lag_p99_ms": math.nan, "client_saturated_share": math.nan}
     if client.empty or "wall_s" not in client.columns:
-        return math.nan, math.nan
+        return {**none, "client_bound": False, "client_bound_signal": ""}
     inside = client[(client["wall_s"] >= ws) & (client["wall_s"] <= we)]
+    if "active_users" in inside.columns:
+        inside = inside[pd.to_numeric(inside["active_users"], errors="coerce").fillna(1) > 0]
     if inside.empty:
-        inside = client
-    cpu = float(inside.groupby("process")["cpu_pct"].mean().max())
-    lag = float(inside["dispatch_lag_p99_ms"].max())
-    return cpu, lag
+        return {**none, "client_bound": False, "client_bound_signal": ""}
+    cpu = inside["cpu_pct"].to_numpy(dtype=float)
+    lag = inside["dispatch_lag_p99_ms"].to_numpy(dtype=float)
+    cpu_hot, lag_hot = cpu >= CLIENT_CPU_LIMIT_PCT, lag >= CLIENT_LAG_LIMIT_MS
+    share = float((cpu_hot | lag_hot).mean())
+    bound = share >= CLIENT_SATURATED_SHARE and int((cpu_hot | lag_hot).sum()) >= 2
+    signals = []
+    if bound and cpu_hot.any():
+        signals.append(f"CPU ≥ {CLIENT_CPU_LIMIT_PCT:g}% in {cpu_hot.mean() * 100:.0f}% of seconds")
+    if bound and lag_hot.any():
+        signals.append(f"dispatch lag p99 ≥ {CLIENT_LAG_LIMIT_MS:g} ms in {lag_hot.mean() * 100:.0f}% of seconds")
+    return {
+        "client_cpu_pct": float(inside.groupby("process")["cpu_pct"].mean().max()),
+        "dispatch_lag_p99_ms": float(np.median(lag)),
+        "client_saturated_share": share,
+        "client_bound": bool(bound),
+        "client_bound_signal": "; ".join(signals),
+    }
 
 
 def _token_check(client_tokens: float, meta: dict[str, Any]) -> tuple[float, str]:
@@ -258,6 +210,18 @@ def _interrupted(req: pd.DataFrame) -> np.ndarray:
     return req["error"].astype("string").str.startswith(INTERRUPTED_PREFIX).fillna(False).to_numpy(dtype=bool)
 
 
+def _sync_expected(concurrency: Any, steps_per_request: float) -> float:
+    """Share of completions expected to land within a step of another if users' phases were independent."""
+    try:
+        n = int(concurrency)
+    except (TypeError, ValueError):
+        return math.nan
+    if n < 2 or not steps_per_request >= 1:
+        return math.nan
+    # a neighbour within ±half a step: each of the n−1 other users completes in this step with p = 1/steps
+    return 1.0 - (1.0 - min(1.0, 1.0 / steps_per_request)) ** (n - 1)
+
+
 def _from_request_log(cell: CellData) -> dict[str, Any]:
     req = cell.requests
     meta = cell.metadata
@@ -279,14 +243,15 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
     if not cell.tokens.empty:
         traced_ok = ids_in(cell.tokens["request_id"], req["request_id"][ok])
         itl = pooled_itl_ms(cell.tokens if traced_ok.all() else cell.tokens[traced_ok])
-    cpu, lag = _client_health(cell.client, ws, we)
     n_started = int((started_in & ~cut).sum())
     n_ok = int(ok.sum())
     client_tokens = float(req["output_tokens"].fillna(0).sum())
     server_tokens, check = _token_check(client_tokens, meta)
     ttft = req["ttft_ms"].to_numpy(dtype=float)[ok]
     tpot = req["tpot_ms"].to_numpy(dtype=float)[ok]
-    return {
+    tpot_p50 = _pct(tpot, 50)
+    steps = (_pct(e2e[ok], 50) - _pct(ttft, 50)) / tpot_p50 + 1.0 if tpot_p50 > 0 else math.nan
+    row = {
         "window_s": window_s,
         "requests": n_ok,
         "failures": n_failed,
@@ -299,19 +264,23 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "p99_latency_ms": _pct(e2e[ok], 99),
         "ttft_p50_ms": _pct(ttft, 50),
         "ttft_p95_ms": _pct(ttft, 95),
-        "tpot_p50_ms": _pct(tpot, 50),
+        "tpot_p50_ms": tpot_p50,
         "tpot_p95_ms": _pct(tpot, 95),
         "itl_p99_ms": _pct(itl, 99),
         "prompt_tokens_mean": _mean(req["prompt_tokens"].to_numpy(dtype=float)[ok]),
         "output_tokens_mean": _mean(req["output_tokens"].to_numpy(dtype=float)[ok]),
         "source": "request_log",
-        "client_cpu_pct": cpu,
-        "dispatch_lag_p99_ms": lag,
-        "client_bound": bool(cpu >= CLIENT_CPU_LIMIT_PCT or lag >= CLIENT_LAG_LIMIT_MS),
+        # completions within half a decode step of another: closed-loop users finishing together
+        "completion_sync_share": completion_sync(completed_at[completed_in], max(tpot_p50 / 2000.0, 1e-3)),
+        "completion_sync_expected": _sync_expected(meta.get("users"), steps),
+        **_client_health(cell.client, ws, we),
         "client_output_tokens": client_tokens,
         "server_generation_tokens": server_tokens,
         "token_check": check,
     }
+    if window_s > 0:
+        row.update(cell_ci(req, cell.tokens, CellCI(ws, we, start, ok, completed_in, completed_at)))
+    return row
 
 
 def _from_locust_csv(cell: CellData) -> dict[str, Any]:
@@ -352,10 +321,33 @@ def _from_locust_csv(cell: CellData) -> dict[str, Any]:
     }
 
 
+def _ramp_s(meta: dict[str, Any]) -> float:
+    """Seconds Locust needs to start every user (users ÷ spawn rate); NaN when either is unknown."""
+    try:
+        return float(meta["users"]) / float(meta["spawn_rate"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return math.nan
+
+
+def _prefix_cache(meta: dict[str, Any]) -> dict[str, Any]:
+    """Server prefix-cache hits ÷ queries over the cell (from /metrics), and whether the workload asked to share."""
+    counts = meta.get("server_prefix_cache") or {}
+    try:
+        queries = float(counts.get("queries") or 0)
+        rate = float(counts.get("hits") or 0) / queries if queries > 0 else math.nan
+    except (TypeError, ValueError, AttributeError):
+        rate = math.nan
+    command = " ".join(str(part) for part in meta.get("command") or [])
+    sharing = bool(meta.get("shared_prefix_tokens")) or "--shared-prefix-tokens" in command
+    return {"prefix_cache_hit_rate": rate, "prefix_sharing": sharing}
+
+
 def cell_row(cell: CellData) -> dict[str, Any]:
     """One capacity row; a cell with neither request log nor Locust stats is marked 'no data'."""
     row: dict[str, Any] = {c: math.nan for c in CAPACITY_COLUMNS}
     row.update(_key(cell, cell.requests))
+    row.update(warmup_s=float(cell.metadata.get("warmup_s", math.nan)), ramp_s=_ramp_s(cell.metadata))
+    row.update(_prefix_cache(cell.metadata))
     if not cell.requests.empty:
         ws, we = window_bounds(
             cell.requests, float(cell.metadata.get("warmup_s", 0.0)), cell.metadata.get("duration_s")
@@ -373,9 +365,8 @@ def cell_row(cell: CellData) -> dict[str, Any]:
     return row
 
 
-def capacity_table(cells: Iterable[CellData]) -> pd.DataFrame:
-    """One row per cell, sorted by target, workload, concurrency, max_new_tokens, repeat."""
+def capacity_table(cells: Iterable[CellData], thresholds: AdequacyThresholds = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+    """One row per cell, sorted by target, workload, concurrency, max_new_tokens, repeat, judged for adequacy."""
     table = pd.DataFrame([cell_row(c) for c in cells], columns=CAPACITY_COLUMNS)
-    return table.sort_values(["target_label", "workload", "concurrency", "max_new_tokens", "repeat"]).reset_index(
-        drop=True
-    )
+    table = table.sort_values(["target_label", "workload", "concurrency", "max_new_tokens", "repeat"])
+    return judge_adequacy(table.reset_index(drop=True), thresholds)

@@ -33,21 +33,19 @@ CAPACITY_VIEW = [
     "max_new_tokens",
     "repeat",
     "requests",
-    "failures",
     "error_rate",
     "throughput_tok_s",
     "req_per_s",
     "p50_latency_ms",
     "p95_latency_ms",
-    "p99_latency_ms",
     "ttft_p95_ms",
     "tpot_p95_ms",
     "itl_p99_ms",
-    "source",
-    "client_bound",
-    "token_check",
+    "adequacy",
     "status",
 ]
+# shown as value ± half-width (the larger side of the 95% CI)
+CI_VIEW = ["throughput_tok_s", "req_per_s", "p95_latency_ms", "ttft_p95_ms", "tpot_p95_ms"]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
 QUALITY_FILES = ["quality_summary.csv", "quality_prompts.csv", "quality_cost.csv"]
 _INT_COLUMNS = ["concurrency", "max_new_tokens", "repeat", "requests", "failures"]
@@ -82,6 +80,24 @@ def _environment() -> jinja2.Environment:
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
     return env
+
+
+def half_width(row: dict[str, Any], metric: str) -> float:
+    """max(high − value, value − low) of a cell's 95% CI; NaN without one."""
+    try:
+        value, low, high = (float(row[k]) for k in (metric, f"{metric}_ci95_low", f"{metric}_ci95_high"))
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+    return max(high - value, value - low)
+
+
+def _capacity_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records = _records(frame)
+    for r in records:
+        for metric in CI_VIEW:
+            hw = half_width(r, metric)
+            r[f"{metric}_pm"] = None if math.isnan(hw) else hw
+    return records
 
 
 def _records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -179,7 +195,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     names = (base["names"]["baseline"], base["names"]["candidate"])
     main_plots, server_plots = _plots(a)
     per_target = [
-        {"label": label, "rows": _records(rows, CAPACITY_VIEW)}
+        {"label": label, "rows": _capacity_records(rows)}
         for label, rows in run.capacity.groupby("target_label", sort=False)
     ]
     batch = next((p for p in points if p["workload"] == "batch"), None)
@@ -204,6 +220,8 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "targets": [t.__dict__ for t in run.targets],
         "per_target": per_target,
         "capacity_columns": CAPACITY_VIEW,
+        "ci_columns": CI_VIEW,
+        "adequacy_ok": bool(run.capacity["adequate"].map(lambda v: v is True).all()),
         "compare": _records(a.compare),
         "batch_rows": _records(batch_rows),
         "p95_threshold_pct": a.options.p95_threshold_pct,

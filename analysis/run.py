@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.adequacy import judge_adequacy
 from analysis.capacity import CAPACITY_COLUMNS, CellData, cell_row
 from analysis.errors import InputError
 from analysis.loading import find_cells, read_server_metrics
@@ -104,7 +105,7 @@ def load_run(path: Path) -> Run:
         cells.append(cell)
     capacity = pd.DataFrame(rows, columns=[*CAPACITY_COLUMNS, "cell"])
     capacity = capacity.sort_values(["target_label", "workload", "concurrency", "max_new_tokens", "repeat"])
-    capacity = capacity.reset_index(drop=True)
+    capacity = judge_adequacy(capacity.reset_index(drop=True))
     server = {str(c.prefix): read_server_metrics(c) for c in find_cells(path)}
     scenario = _scenario(path) if path.is_dir() else {}
     name = str(scenario.get("scenario", {}).get("name") or _metadata_scenario(cells) or path.name)

@@ -69,60 +69,98 @@ def headline_points(cost: pd.DataFrame, compare: pd.DataFrame, baseline: str, ca
                 "baseline": sides["baseline"],
                 "candidate": sides["candidate"],
                 "savings_pct": (b_usd - c_usd) / b_usd * 100.0 if b_usd > 0 else math.nan,
+                "savings_ci": _interval(c, "savings_ci95_low_pct", "savings_ci95_high_pct"),
+                "savings_verdict": c.get("savings_verdict", "inconclusive"),
                 "throughput_change_pct": _num(c.get("throughput_tok_s_change_pct")),
                 "p95_change_pct": _num(c.get("p95_latency_ms_change_pct")),
+                "throughput_change": c.get("throughput_tok_s_change", "n/a"),
+                "throughput_verdict": c.get("throughput_tok_s_verdict", "inconclusive"),
+                "p95_change": c.get("p95_latency_ms_change", "n/a"),
+                "ttft_change": c.get("ttft_p95_ms_change", "n/a"),
+                "tpot_change": c.get("tpot_p95_ms_change", "n/a"),
+                "adequacy": c.get("adequacy", "no comparison"),
                 "flags": c.get("flags", ""),
             }
         )
     return points
 
 
-def _signed(v: float, unit: str = "%") -> str:
-    return "n/a" if math.isnan(v) else f"{v:+.1f}{unit}"
+def _interval(row: dict[str, Any], low: str, high: str) -> str:
+    lo, hi = _num(row.get(low)), _num(row.get(high))
+    return "" if math.isnan(lo) or math.isnan(hi) else f"[{lo:+.1f}, {hi:+.1f}]"
+
+
+def _savings_text(p: dict[str, Any]) -> str:
+    if math.isnan(p["savings_pct"]):
+        return "n/a"
+    ci = f" {p['savings_ci']}" if p["savings_ci"] else ""
+    return f"{p['savings_pct']:+.1f}%{ci}, {p['savings_verdict']}"
 
 
 def decision_summary(
     points: list[dict[str, Any]], compare: pd.DataFrame, slo: pd.DataFrame, names: tuple[str, str]
 ) -> list[str]:
-    """3–6 sentences a reader can act on; every number names its cell."""
+    """3–6 sentences a reader can act on; every number names its cell and carries its 95% CI and verdict."""
     base, cand = names
     lines = []
     for p in points:
         where = f"conc={p['concurrency']}, max_new_tokens={p['max_new_tokens']}"
         if not p["exact"]:
             where += f" (nearest tested to {p['wanted']})"
-        lines.append(
-            f"{p['title']} ({where}): {cand} changes throughput by {_signed(p['throughput_change_pct'])}, "
-            f"p95 latency by {_signed(p['p95_change_pct'])} and $/1M tokens by {_signed(-p['savings_pct'])} vs {base}."
+        line = (
+            f"{p['title']} ({where}): {cand} vs {base} — throughput {p['throughput_change']}; "
+            f"p95 latency {p['p95_change']}; TTFT p95 {p['ttft_change']}; savings in $/1M tokens {_savings_text(p)}."
         )
+        lines.append(line)
     if len(compare):
-        blowups = compare[compare["flags"].str.contains("p95 blow-up", na=False)]
-        drops = compare[compare["flags"].str.contains("throughput regression", na=False)]
-        for title, rows in (("p95 blow-up", blowups), ("throughput regression", drops)):
+        for needle, title in (("blow-up", "latency blow-up"), ("throughput regression", "throughput regression")):
+            rows = compare[compare["flags"].str.contains(needle, na=False)]
             if len(rows):
                 cells = ", ".join(f"{r.workload} c{r.concurrency} m{r.max_new_tokens}" for r in rows.itertuples())
-                lines.append(f"Flagged {title} for {cand}: {cells}.")
-    savings = [p["savings_pct"] for p in points if not math.isnan(p["savings_pct"])]
-    if savings and all(s > 0 for s in savings) and not any(p["flags"] for p in points):
-        lines.append(
-            f"Decision: {cand} is cheaper at every headline point without flagged regressions — "
-            "adopt it only after an output-quality check on your own prompts."
-        )
-    elif savings and all(s <= 0 for s in savings):
-        lines.append(f"Decision: {cand} does not lower cost at the headline points; stay on {base}.")
-    elif savings:
-        lines.append(
-            f"Decision: mixed — {cand} wins at some points and loses or is flagged at others; "
-            "choose per workload (see the comparison table)."
-        )
+                lines.append(f"Flagged (significant) {title} for {cand}: {cells}.")
+    lines.append(_decision(points, base, cand))
     for row in slo.itertuples(index=False):
         if isinstance(row.best_concurrency, float) and math.isnan(row.best_concurrency):
             lines.append(f"SLO: {row.target_label} {row.workload} meets it at no tested concurrency.")
     return lines
 
 
+def _decision(points: list[dict[str, Any]], base: str, cand: str) -> str:
+    """The decision the evidence supports — and only that: inconclusive cells make it 'cannot tell yet'."""
+    if not points:
+        return "Decision: no headline cells with data on both sides."
+    inconclusive = [p["title"] for p in points if p["savings_verdict"] == "inconclusive"]
+    if inconclusive:
+        return (
+            f"Decision: cannot tell yet — {', '.join(inconclusive)} cells are too short or otherwise inadequate "
+            '(see Warnings); run them longer (duration_s = "auto") before deciding.'
+        )
+    cheaper = [p for p in points if p["savings_verdict"] == "significant" and p["savings_pct"] > 0]
+    dearer = [p for p in points if p["savings_verdict"] == "significant" and p["savings_pct"] < 0]
+    flagged = [p for p in points if p["flags"]]
+    if len(cheaper) == len(points) and not flagged:
+        return (
+            f"Decision: {cand} is significantly cheaper at every headline point without a significant regression — "
+            "adopt it only after an output-quality check on your own prompts."
+        )
+    if dearer and not cheaper:
+        where = ", ".join(p["title"] for p in dearer)
+        return f"Decision: {cand} is significantly more expensive at {where}; stay on {base}."
+    if not cheaper and not dearer:
+        return f"Decision: no significant cost difference between {cand} and {base} at the headline points."
+    return (
+        f"Decision: mixed — {cand} is significantly cheaper for {', '.join(p['title'] for p in cheaper) or 'none'}"
+        f"{'; flagged: ' + ', '.join(p['title'] for p in flagged) if flagged else ''}; choose per workload "
+        "(see the comparison table)."
+    )
+
+
 def roofline_hint(roofline: pd.DataFrame, points: list[dict[str, Any]], baseline: str, candidate: str) -> str:
-    """A hypothesis for why quantization helps one workload more, grounded in % of the decode ceiling."""
+    """What the data shows about why the workloads differ: measured % of the decode ceiling, nothing guessed.
+
+    A difference between workloads is stated only when both throughput changes are significant; otherwise
+    the sentence says the data cannot rank them.
+    """
     parts = []
     for p in points:
         sel = (roofline["workload"] == p["workload"]) & (roofline["concurrency"] == p["concurrency"])
@@ -135,16 +173,22 @@ def roofline_hint(roofline: pd.DataFrame, points: list[dict[str, Any]], baseline
                 f"{p['title'].lower()} at conc={p['concurrency']} runs at {float(pct[baseline].iloc[0]):.0f}% "
                 f"({baseline}) vs {float(pct[candidate].iloc[0]):.0f}% ({candidate}) of its decode ceiling"
             )
-    gains = {p["title"]: p["throughput_change_pct"] for p in points if not math.isnan(p["throughput_change_pct"])}
-    if len(gains) < 2:
-        return "not enough headline cells with data on both sides to compare workloads."
-    more, less = sorted(gains, key=lambda k: gains[k], reverse=True)
+    measured = ("measured (roofline): " + "; ".join(parts) + ".") if parts else ""
+    decided = [p for p in points if p["throughput_verdict"] == "significant"]
+    if len(points) < 2 or len(decided) < len(points):
+        undecided = [p["title"] for p in points if p["throughput_verdict"] != "significant"]
+        text = (
+            "the data cannot rank the workloads: the throughput change is not significant or inconclusive for "
+            + (", ".join(undecided) or "a missing workload")
+            + "."
+        )
+        return f"{text} {measured}".strip()
+    ranked = sorted(decided, key=lambda p: p["throughput_change_pct"], reverse=True)
     text = (
-        f"quantization helped {more.lower()} more ({gains[more]:+.1f}% vs {gains[less]:+.1f}%). Smaller weights raise "
-        "the memory-bandwidth ceiling of each decode step; the gain shrinks where steps are already dominated by "
-        "KV-cache reads, dequantization compute or queueing at high concurrency"
+        f"quantization changed {ranked[0]['title'].lower()} throughput by {ranked[0]['throughput_change']} and "
+        f"{ranked[-1]['title'].lower()} by {ranked[-1]['throughput_change']}."
     )
-    return text + ("; " + "; ".join(parts) if parts else "") + "."
+    return f"{text} {measured}".strip()
 
 
 def _cell_name(row: Any) -> str:
@@ -153,23 +197,29 @@ def _cell_name(row: Any) -> str:
 
 
 def warnings(capacity: pd.DataFrame) -> list[dict[str, str]]:
-    """Client-bound cells, token cross-check mismatches and cells without data — shown, never hidden."""
+    """Every reason a cell cannot support a verdict (adequacy), and cells without data — shown, never hidden."""
     out = []
     for row in capacity.itertuples(index=False):
         cell = _cell_name(row)
         if str(row.status).startswith("no data"):
             out.append({"cell": cell, "kind": "no data", "message": str(row.status)})
             continue
-        if row.client_bound is True:
-            msg = (
-                f"client-bound — numbers unreliable (CPU {row.client_cpu_pct:.0f}%, "
-                f"lag p99 {row.dispatch_lag_p99_ms:.1f} ms)"
-            )
-            out.append({"cell": cell, "kind": "client-bound", "message": msg})
-        if str(row.token_check).startswith("mismatch"):
-            out.append({"cell": cell, "kind": "token cross-check", "message": str(row.token_check)})
-        if row.source == "locust_csv":
-            out.append({"cell": cell, "kind": "approximate", "message": "from Locust CSVs only (rounded percentiles)"})
-        if row.status not in ("completed", "no data"):
-            out.append({"cell": cell, "kind": "status", "message": f"cell status: {row.status}"})
+        if getattr(row, "adequate", True) is True:
+            continue
+        for reason in str(getattr(row, "adequacy", "")).split("; "):
+            out.append({"cell": cell, "kind": _kind(reason), "message": reason})
     return out
+
+
+def _kind(reason: str) -> str:
+    for prefix, kind in (
+        ("client-bound", "client-bound"),
+        ("token cross-check", "token cross-check"),
+        ("approximate", "approximate"),
+        ("cell status", "status"),
+        ("server prefix-cache", "prefix cache"),
+        ("closed-loop waves", "waves"),
+    ):
+        if reason.startswith(prefix):
+            return kind
+    return "inadequate"

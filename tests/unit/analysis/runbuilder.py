@@ -188,3 +188,77 @@ def build_run(
             varied = CellSpec(spec.n + r, spec.e2e_base_ms + 10 * r, spec.ttft_base_ms)
             write_cell(cell_dir, label, workload, users, varied, repeat=r, **extra)
     return run
+
+
+@dataclass(frozen=True)
+class SteadySpec:
+    """A closed loop in steady state: `users` streams back to back, independent phases, ±10 % jitter."""
+
+    users: int
+    e2e_ms: float
+    ttft_ms: float = 100.0
+    seed: int = 0
+
+
+def write_steady_cell(cell_dir: Path, label: str, workload: str, spec: SteadySpec, duration_s: float = 60.0) -> None:
+    """A cell long enough to judge: throughput ≈ users × tokens / e2e, p95 ≈ e2e × (1 + 1.645 × 0.1)."""
+    tokens = TOKENS[workload]
+    rng = np.random.default_rng(spec.seed)
+    starts, e2es, ttfts, users = [], [], [], []
+    for u in range(spec.users):
+        t = rng.uniform(0.0, spec.e2e_ms / 1000.0)
+        while t < duration_s:
+            e2e = spec.e2e_ms * max(0.5, 1.0 + 0.1 * rng.standard_normal())
+            starts.append(t)
+            e2es.append(e2e)
+            ttfts.append(min(e2e / 2, spec.ttft_ms * max(0.5, 1.0 + 0.1 * rng.standard_normal())))
+            users.append(u)
+            t += e2e / 1000.0
+    write_cell(cell_dir, label, workload, spec.users, CellSpec(len(starts), spec.e2e_ms, spec.ttft_ms))
+    start, e2e_a, ttft_a = T0 + np.array(starts), np.array(e2es), np.array(ttfts)
+    requests = pd.read_csv(cell_dir / "locust_requests_host-1.csv").iloc[0:0].reindex(range(len(starts)))
+    requests = requests.assign(
+        request_id=[f"{label}-{workload}-{spec.users}-{k}" for k in range(len(starts))],
+        target_label=label,
+        workload=workload,
+        api="completions",
+        max_new_tokens=tokens,
+        start_wall_s=start,
+        t_send_s=start - T0,
+        ttft_ms=ttft_a,
+        e2e_ms=e2e_a,
+        tpot_ms=(e2e_a - ttft_a) / (tokens - 1),
+        itl_mean_ms=(e2e_a - ttft_a) / (tokens - 1),
+        itl_p99_ms=(e2e_a - ttft_a) / (tokens - 1),
+        prompt_tokens=100,
+        output_tokens=tokens,
+        tokens_source="usage",
+        finish_reason="length",
+        http_status=200,
+        success=1,
+        error="",
+        user_id=users,
+        worker_id="host-1",
+    )
+    requests.to_csv(cell_dir / "locust_requests_host-1.csv", index=False)
+    arrivals = [" ".join(f"{a:.3f}" for a in np.linspace(t, e, tokens)) for t, e in zip(ttft_a, e2e_a, strict=True)]
+    pd.DataFrame({"request_id": requests["request_id"], "arrivals_ms": arrivals, "counts": ""}).to_csv(
+        cell_dir / "locust_tokens_host-1.csv", index=False
+    )
+    meta = json.loads((cell_dir / "metadata.json").read_text())
+    meta.update(duration_s=duration_s, server_token_delta={"generation": len(starts) * tokens, "prompt": 0})
+    meta["users"] = spec.users
+    (cell_dir / "metadata.json").write_text(json.dumps(meta))
+
+
+def build_steady_run(root: Path, cells: dict[tuple[str, str], SteadySpec], duration_s: float = 60.0) -> Path:
+    """A run of long, steady cells (adequate for verdicts) under `root`."""
+    run = root / f"{SCENARIO}-20250101T000000Z"
+    run.mkdir(parents=True)
+    labels = sorted({label for label, _ in cells})
+    (run / "scenario.toml").write_text(_scenario_toml(labels, dict.fromkeys(labels, PRICE_USD_H)))
+    for (label, workload), spec in cells.items():
+        write_steady_cell(
+            run / label / workload / f"c{spec.users}_m{TOKENS[workload]}", label, workload, spec, duration_s
+        )
+    return run

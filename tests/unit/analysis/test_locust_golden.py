@@ -84,4 +84,4 @@ def test_report_from_a_plain_locust_prefix_is_marked_approximate(tmp_path: Path)
     result = CliRunner().invoke(main, ["report", str(GOLDEN / "golden"), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     html = (tmp_path / "out" / "index.html").read_text()
-    assert "from Locust CSVs only (rounded percentiles)" in html
+    assert "approximate: Locust CSVs only (rounded percentiles, no CI)" in html

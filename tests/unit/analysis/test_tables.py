@@ -15,7 +15,7 @@ from analysis.cost import HEADLINES, cost_table, headline_cell, resolve_prices
 from analysis.errors import InputError
 from analysis.run import Run, Target, load_run, resolve_labels
 from analysis.slo import SloSpec, attainment_table, slo_table
-from tests.unit.analysis.runbuilder import BF16, QUANT, build_run
+from tests.unit.analysis.runbuilder import BF16, QUANT, SteadySpec, build_run, build_steady_run
 
 
 @pytest.fixture
@@ -91,28 +91,61 @@ def test_headline_cell_exact_or_nearest(run: Run) -> None:
     assert headline_cell(smaller, HEADLINES[1]) == (16, 256)
 
 
-def test_compare_flags_p95_blowup_and_throughput_regression(run: Run) -> None:
+STEADY = {
+    (BF16, "batch"): SteadySpec(32, 1200.0),
+    (QUANT, "batch"): SteadySpec(32, 1500.0, seed=1),  # −20 % throughput, p95 +25 %
+    (BF16, "chat"): SteadySpec(16, 1000.0, seed=2),
+    (QUANT, "chat"): SteadySpec(16, 1000.0, seed=3),  # the same server: only noise differs
+}
+
+
+def test_compare_flags_only_significant_breaches(tmp_path: Path) -> None:
+    a = analyse(load_run(build_steady_run(tmp_path, STEADY)), Options())
+    batch = _row(a.compare, workload="batch", concurrency=32)
+    assert batch["throughput_tok_s_change_pct"] == pytest.approx(-20.0, abs=2.0)
+    assert batch["throughput_tok_s_change_ci95_low_pct"] < batch["throughput_tok_s_change_pct"]
+    assert batch["throughput_tok_s_change_ci95_high_pct"] < 0  # the CI excludes 0
+    assert batch["throughput_tok_s_verdict"] == "significant"
+    assert batch["p95_latency_ms_verdict"] == "significant" and batch["p95_latency_ms_change_pct"] > 20
+    assert "p95 blow-up" in batch["flags"] and "throughput regression" in batch["flags"]
+    assert "[" in batch["flags"] and "significant" in batch["flags"]  # the interval travels with the flag
+    assert batch["savings_pct"] < 0 and batch["savings_ci95_high_pct"] < 0
+    chat = _row(a.compare, workload="chat", concurrency=16)
+    assert chat["throughput_tok_s_verdict"] == "not distinguishable"
+    assert chat["throughput_tok_s_change_ci95_low_pct"] < 0 < chat["throughput_tok_s_change_ci95_high_pct"]
+    assert chat["flags"] == "" and chat["adequacy"] == "ok"
+    looser = analyse(
+        load_run(tmp_path / next(tmp_path.iterdir()).name), Options(p95_threshold_pct=30.0, throughput_drop_pct=25.0)
+    )
+    assert _row(looser.compare, workload="batch", concurrency=32)["flags"] == ""
+
+
+def test_short_cells_give_inconclusive_verdicts_and_no_flags(run: Run) -> None:
+    """Cells of one wave (20–40 requests, no CI) show their numbers but never raise a flag."""
     a = analyse(run, Options())
     batch32 = _row(a.compare, workload="batch", concurrency=32)
     p95_base, p95_cand = 1200 + 0.95 * 39, 1500 + 0.95 * 35
     assert batch32["baseline_p95_latency_ms"] == pytest.approx(p95_base)
     assert batch32["p95_latency_ms_change_pct"] == pytest.approx((p95_cand - p95_base) / p95_base * 100)
     assert batch32["throughput_tok_s_change_pct"] == pytest.approx(-10.0)
-    assert "p95 blow-up" in batch32["flags"] and "throughput regression" in batch32["flags"]
-    assert _row(a.compare, workload="chat", concurrency=16)["flags"] == ""
-    looser = analyse(run, Options(p95_threshold_pct=25.0, throughput_drop_pct=15.0))
-    assert _row(looser.compare, workload="batch", concurrency=32)["flags"] == ""
+    assert batch32["throughput_tok_s_verdict"] == "inconclusive"
+    assert batch32["throughput_tok_s_change"].endswith(", inconclusive")
+    assert batch32["flags"] == ""
+    assert "completed requests < 50" in batch32["adequacy"]
 
 
-def test_compare_with_repeats_gives_ci_and_welch(tmp_path: Path) -> None:
+def test_compare_with_repeats_combines_run_to_run_spread(tmp_path: Path) -> None:
     a = analyse(load_run(build_run(tmp_path, repeats=3)), Options())
     chat = _row(a.compare, workload="chat", concurrency=16)
-    # BF16: 20, 21, 22 requests × 128 / 10 s = 256, 268.8, 281.6 → mean 268.8, s = 12.8
+    # BF16: 20, 21, 22 requests × 128 / 10 s = 256, 268.8, 281.6 → mean 268.8, s = 12.8; the cells have no
+    # within-run CI, so the run-to-run spread alone sets the interval
     assert chat["baseline_throughput_tok_s"] == pytest.approx(268.8)
     assert chat["baseline_throughput_tok_s_ci95"] == pytest.approx(4.30265 * 12.8 / math.sqrt(3), rel=1e-4)
+    assert chat["baseline_run_to_run_cv_pct"] == pytest.approx(12.8 / 268.8 * 100)
     assert chat["candidate_throughput_tok_s"] == pytest.approx(332.8)
-    assert chat["throughput_tok_s_p_value"] < 0.01
-    assert bool(chat["throughput_tok_s_significant"])
+    # the candidate's cells do carry a within-run CI, wider than its repeats' spread: the larger one counts
+    assert chat["candidate_throughput_tok_s_ci95"] > 4.30265 * 12.8 / math.sqrt(3)
+    assert chat["throughput_tok_s_verdict"] == "inconclusive"  # ... but the cells are too short to be evidence
     assert chat["repeats_baseline"] == 3
 
 
