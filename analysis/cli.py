@@ -11,13 +11,14 @@ from typing import Any
 import click
 import pandas as pd
 
+from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds
 from analysis.bundle import Options, analyse
 from analysis.catalog import parse_price_flags, parse_weight_flags
 from analysis.errors import InputError
 from analysis.run import load_run
 from analysis.slo import SloSpec
 from analysis.tables import capacity_from_paths
-from analysis.writing import write_csv_atomic
+from analysis.writing import write_csv_atomic, write_text_atomic
 
 __all__ = ["main"]
 
@@ -96,6 +97,47 @@ def _price_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _adequacy_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Thresholds of the adequacy checks (METRICS.md); they reach the command as `adequacy=AdequacyThresholds`."""
+    d = DEFAULT_THRESHOLDS
+    options = [
+        click.option(
+            "--min-window-lifetimes",
+            type=float,
+            default=d.min_window_lifetimes,
+            show_default=True,
+            help="A cell's steady window must last this many times its p95 end-to-end latency.",
+        ),
+        click.option(
+            "--min-requests",
+            type=int,
+            default=d.min_requests,
+            show_default=True,
+            help="Completed requests a cell's window must hold.",
+        ),
+        click.option(
+            "--max-ci-pct",
+            type=float,
+            default=d.max_ci_pct,
+            show_default=True,
+            help="Widest acceptable 95% CI half-width of throughput and p95, in % of the value.",
+        ),
+    ]
+
+    @wraps(func)
+    def wrapper(*args: Any, min_window_lifetimes: float, min_requests: int, max_ci_pct: float, **kwargs: Any) -> Any:
+        if min_window_lifetimes < 0 or min_requests < 0 or max_ci_pct <= 0:
+            raise InputError("--min-window-lifetimes and --min-requests must be >= 0, --max-ci-pct > 0")
+        th = AdequacyThresholds(
+            min_window_lifetimes=min_window_lifetimes, min_requests=min_requests, max_ci_pct=max_ci_pct
+        )
+        return func(*args, adequacy=th, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def _label_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--candidate", help="Target label of the candidate (default: a QUANT/AWQ/FP8/INT label).")(func)
     return click.option("--baseline", help="Target label of the baseline (default: a BF16 label).")(func)
@@ -113,18 +155,20 @@ def _output_option(func: Callable[..., Any]) -> Callable[..., Any]:
     type=float,
     default=20.0,
     show_default=True,
-    help="Flag a p95 blow-up when the candidate's p95 exceeds the baseline's by more than this.",
+    help="Flag a latency blow-up when the candidate's p95 (end-to-end, TTFT or TPOT) is significantly higher by "
+    "more than this.",
 )
 @click.option(
     "--throughput-drop-pct",
     type=float,
     default=5.0,
     show_default=True,
-    help="Flag a throughput regression when the candidate is slower by more than this.",
+    help="Flag a throughput regression when the candidate is significantly slower by more than this.",
 )
 @_price_options
 @_output_option
 @input_errors
+@_adequacy_options
 def compare(
     run_dir: Path,
     baseline: str | None,
@@ -135,9 +179,15 @@ def compare(
     price_flags: tuple[str, ...],
     utilization: float,
     output: Path | None,
+    adequacy: AdequacyThresholds,
 ) -> None:
-    """Baseline vs candidate per workload × concurrency × max_new_tokens: values, % change, flags, 95% CIs."""
+    """Baseline vs candidate per workload × concurrency × max_new_tokens: values, % change with 95% CI, verdicts.
+
+    A change is "significant" when its CI excludes 0, "not distinguishable" otherwise, and "inconclusive"
+    when a cell is inadequate (see its adequacy column). Flags are raised only for significant changes.
+    """
     opts = Options(
+        adequacy=adequacy,
         baseline=baseline,
         candidate=candidate,
         catalog_path=prices_file,
@@ -317,6 +367,7 @@ def _cost_or_empty(
 @click.option("--p95-threshold-pct", type=float, default=20.0, show_default=True, help="p95 blow-up flag threshold.")
 @_quality_options
 @input_errors
+@_adequacy_options
 def report(
     run_dir: Path,
     out_dir: Path | None,
@@ -332,6 +383,7 @@ def report(
     reference: str | None,
     threshold: float | None,
     worst_n: int,
+    adequacy: AdequacyThresholds,
 ) -> None:
     """Write RUN/report/index.html (self-contained) and the seed's CSV/Markdown artifacts; prints the path."""
     opts = Options(
@@ -346,8 +398,63 @@ def report(
         quality_reference=reference,
         similarity_threshold=threshold,
         worst_n=worst_n,
+        adequacy=adequacy,
     )
     from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
 
     a = analyse(load_run(run_dir), opts)
     click.echo(write_report(a, out_dir or run_dir / "report"))
+
+
+@main.command()
+@click.argument("baseline_run", type=click.Path(path_type=Path), metavar="BASELINE_RUN")
+@click.argument("candidate_run", type=click.Path(path_type=Path), metavar="CANDIDATE_RUN")
+@click.option("--max-throughput-drop-pct", type=float, default=5.0, show_default=True, help="Largest tolerated drop.")
+@click.option("--max-p95-rise-pct", type=float, default=10.0, show_default=True, help="Largest tolerated p95 rise.")
+@click.option(
+    "--max-ttft-p95-rise-pct", type=float, default=10.0, show_default=True, help="Largest tolerated TTFT p95 rise."
+)
+@click.option("--fail-on-inconclusive", is_flag=True, help="Also exit 1 when a matched cell is inadequate.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result here: Markdown (.md) or JSON (.json), by suffix.",
+)
+@_adequacy_options
+def gate(
+    baseline_run: Path,
+    candidate_run: Path,
+    max_throughput_drop_pct: float,
+    max_p95_rise_pct: float,
+    max_ttft_p95_rise_pct: float,
+    fail_on_inconclusive: bool,
+    output: Path | None,
+    adequacy: AdequacyThresholds,
+) -> None:
+    """Did CANDIDATE_RUN regress against BASELINE_RUN? Exit 1 only for a significant breach of a threshold.
+
+    Cells are matched by target label × workload × concurrency × max_new_tokens. A breach is a change whose
+    95% CI excludes 0 and whose estimate passes the threshold; inadequate cells are inconclusive. Exit codes:
+    0 pass, 1 regression, 2 bad input.
+    """
+    from analysis.adequacy import judge_adequacy
+    from analysis.gate import GateThresholds, gate_exit_code, gate_json, gate_markdown, gate_table
+
+    try:
+        if output is not None and output.suffix not in (".md", ".json"):
+            raise InputError(f"{output}: -o must end in .md or .json")
+        th = GateThresholds(max_throughput_drop_pct, max_p95_rise_pct, max_ttft_p95_rise_pct)
+        base = judge_adequacy(load_run(baseline_run).capacity, adequacy)
+        cand = judge_adequacy(load_run(candidate_run).capacity, adequacy)
+        table = gate_table(base, cand, th)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    code = gate_exit_code(table, fail_on_inconclusive)
+    text = gate_markdown(table, th, code)
+    click.echo(text)
+    if output is not None:
+        write_text_atomic(output, gate_json(table, th, code) if output.suffix == ".json" else text)
+        click.echo(f"wrote {output}", err=True)
+    sys.exit(code)

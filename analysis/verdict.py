@@ -127,7 +127,8 @@ def _ratio_ci(base: Estimate, cand: Estimate) -> tuple[float, float]:
     ratio = cand.value / base.value
     if vb + vc == 0.0:
         return ratio, ratio
-    df = (vb + vc) ** 2 / (vb**2 / max(base.df, 1.0) + vc**2 / max(cand.df, 1.0))
+    denominator = vb**2 / max(base.df, 1.0) + vc**2 / max(cand.df, 1.0)
+    df = (vb + vc) ** 2 / denominator if denominator > 0 else math.inf
     half = t_quantile(0.975, df) * math.sqrt(vb + vc)
     return ratio * math.exp(-half), ratio * math.exp(half)
 

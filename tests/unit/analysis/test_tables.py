@@ -214,3 +214,31 @@ def test_pooled_itl_skips_empty_traces_and_splits_multi_token_events() -> None:
     # a: one gap of 20; x: none; b: one gap of 40 carrying 4 tokens → four gaps of 10
     assert sorted(pooled_itl_ms(traces)) == [10, 10, 10, 10, 20]
     assert sorted(pooled_itl_ms(traces.assign(counts=""))) == [20, 40]
+
+
+def test_gate_passes_a_run_against_itself_and_fails_a_slower_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analysis.cli import main
+
+    base = build_steady_run(tmp_path / "a", {(BF16, "batch"): SteadySpec(32, 1200.0)})
+    same = build_steady_run(tmp_path / "b", {(BF16, "batch"): SteadySpec(32, 1200.0, seed=7)})
+    slow = build_steady_run(tmp_path / "c", {(BF16, "batch"): SteadySpec(32, 1400.0, seed=8)})
+    runner = CliRunner()
+    assert runner.invoke(main, ["gate", str(base), str(base)]).exit_code == 0
+    result = runner.invoke(main, ["gate", str(base), str(same), "-o", str(tmp_path / "g.json")])
+    assert result.exit_code == 0, result.output
+    assert "passed" in result.output
+    result = runner.invoke(main, ["gate", str(base), str(slow), "-o", str(tmp_path / "g.md")])
+    assert result.exit_code == 1, result.output
+    md = (tmp_path / "g.md").read_text()
+    assert "FAILED" in md and "| throughput_tok_s |" in md and "significant | FAIL |" in md
+    # one-wave cells never fail the gate: they are inconclusive
+    short = build_run(tmp_path / "d")
+    result = runner.invoke(main, ["gate", str(short), str(short)])
+    assert result.exit_code == 0 and "inconclusive" in result.output
+    assert runner.invoke(main, ["gate", str(short), str(short), "--fail-on-inconclusive"]).exit_code == 1
+    assert runner.invoke(main, ["gate", str(base), str(tmp_path / "nope")]).exit_code == 2
+    other = build_steady_run(tmp_path / "e", {(BF16, "batch"): SteadySpec(8, 1200.0)})
+    result = runner.invoke(main, ["gate", str(base), str(other)])
+    assert result.exit_code == 2 and "no cell of the candidate run matches" in result.output

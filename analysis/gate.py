@@ -1,0 +1,127 @@
+"""Regression gate across runs: match cells of a baseline and a candidate run, and fail only on a significant breach.
+
+A breach is a change whose 95% CI excludes zero (`analysis.verdict`) and whose estimate is beyond the
+threshold in the bad direction. Inadequate cells are reported as inconclusive and never fail the gate
+(unless asked). Pure: two capacity tables in, a table and an exit decision out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from analysis.errors import InputError
+from analysis.verdict import Verdict, change, side_estimate
+
+__all__ = ["GATE_KEY", "GateThresholds", "gate_exit_code", "gate_json", "gate_markdown", "gate_table"]
+
+GATE_KEY = ["target_label", "workload", "concurrency", "max_new_tokens"]
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    max_throughput_drop_pct: float = 5.0
+    max_p95_rise_pct: float = 10.0
+    max_ttft_p95_rise_pct: float = 10.0
+
+    def limits(self) -> dict[str, tuple[str, float]]:
+        """metric → (bad direction, threshold %)."""
+        return {
+            "throughput_tok_s": ("drop", self.max_throughput_drop_pct),
+            "p95_latency_ms": ("rise", self.max_p95_rise_pct),
+            "ttft_p95_ms": ("rise", self.max_ttft_p95_rise_pct),
+        }
+
+
+def _breach(direction: str, threshold: float, pct: float) -> bool:
+    return pct < -threshold if direction == "drop" else pct > threshold
+
+
+def gate_table(baseline: pd.DataFrame, candidate: pd.DataFrame, th: GateThresholds) -> pd.DataFrame:
+    """One row per cell key × metric present in both runs: values, change with CI, verdict, outcome."""
+    base = baseline.dropna(subset=["concurrency"])
+    cand = candidate.dropna(subset=["concurrency"])
+    keys = base[GATE_KEY].drop_duplicates().merge(cand[GATE_KEY].drop_duplicates())
+    if keys.empty:
+        raise InputError(
+            "no cell of the candidate run matches one of the baseline run "
+            f"(cells are matched by {' × '.join(GATE_KEY)})"
+        )
+    rows = []
+    for key in keys.itertuples(index=False):
+        sel_b = (base[GATE_KEY] == pd.Series(key._asdict())).all(axis=1)
+        sel_c = (cand[GATE_KEY] == pd.Series(key._asdict())).all(axis=1)
+        for metric, (direction, threshold) in th.limits().items():
+            b, c = side_estimate(base[sel_b], metric), side_estimate(cand[sel_c], metric)
+            ch = change(b, c)
+            breach = ch.verdict is Verdict.SIGNIFICANT and _breach(direction, threshold, ch.pct)
+            outcome = "FAIL" if breach else "pass"
+            if ch.verdict is Verdict.INCONCLUSIVE:
+                outcome = "inconclusive"
+            rows.append(
+                {
+                    **key._asdict(),
+                    "metric": metric,
+                    "baseline": b.value,
+                    "candidate": c.value,
+                    "change_pct": ch.pct,
+                    "change_ci95_low_pct": ch.low_pct,
+                    "change_ci95_high_pct": ch.high_pct,
+                    "verdict": ch.verdict.value,
+                    "threshold": f"{'−' if direction == 'drop' else '+'}{threshold:g}%",
+                    "outcome": outcome,
+                    "reason": ch.reason,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def gate_exit_code(table: pd.DataFrame, fail_on_inconclusive: bool = False) -> int:
+    """1 when any row is a significant breach (or inconclusive, when asked), else 0."""
+    if (table["outcome"] == "FAIL").any():
+        return 1
+    if fail_on_inconclusive and (table["outcome"] == "inconclusive").any():
+        return 1
+    return 0
+
+
+def _num(v: float, digits: int = 1) -> str:
+    return "—" if isinstance(v, float) and math.isnan(v) else f"{v:,.{digits}f}"
+
+
+def gate_markdown(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
+    """The gate's result as Markdown for a CI job summary."""
+    verdict = "FAILED: a significant regression beyond its threshold" if code else "passed"
+    lines = [
+        f"## Regression gate: {verdict}",
+        "",
+        f"Thresholds: throughput drop {th.max_throughput_drop_pct:g}%, p95 rise {th.max_p95_rise_pct:g}%, "
+        f"TTFT p95 rise {th.max_ttft_p95_rise_pct:g}%. A breach counts only when the change's 95% CI excludes 0.",
+        "",
+        "| target | workload | conc | tokens | metric | baseline | candidate | change [95% CI] | verdict | outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        ci = (
+            ""
+            if math.isnan(r.change_ci95_low_pct)
+            else f" [{r.change_ci95_low_pct:+.1f}, {r.change_ci95_high_pct:+.1f}]"
+        )
+        pct = "—" if math.isnan(r.change_pct) else f"{r.change_pct:+.1f}%"
+        label = str(r.target_label).replace("|", "\\|").replace("<", "&lt;")
+        lines.append(
+            f"| {label} | {r.workload} | {r.concurrency:g} | {r.max_new_tokens:g} | {r.metric} | {_num(r.baseline)} "
+            f"| {_num(r.candidate)} | {pct}{ci} | {r.verdict} | {r.outcome}{': ' + r.reason if r.reason else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def gate_json(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in table.to_dict("records")
+    ]
+    return json.dumps({"exit_code": code, "thresholds": asdict(th), "rows": records}, indent=2, default=str) + "\n"
