@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, window_bounds
 from analysis.cost import KEY
+from analysis.verdict import side_estimate
 
 __all__ = [
     "Plot",
@@ -66,10 +67,36 @@ def _figure(n_panels: int, height: float = 3.2) -> tuple[Figure, list[Axes]]:
     return fig, list(axes)
 
 
+_PLOTTED = ("throughput_tok_s", "p95_latency_ms", "ttft_p95_ms")
+
+
 def _per_workload(capacity: pd.DataFrame) -> pd.DataFrame:
+    """Per target × cell: each plotted metric's estimate and 95% CI half-width (repeats combined), adequacy."""
     ok = capacity.dropna(subset=["concurrency", "throughput_tok_s"])
-    cols = ["throughput_tok_s", "p95_latency_ms", "ttft_p95_ms"]
-    return ok.groupby(["target_label", *KEY])[cols].agg(["mean", "std"]).reset_index()
+    rows = []
+    for key, group in ok.groupby(["target_label", *KEY]):
+        row: dict[str, Any] = dict(zip(["target_label", *KEY], key, strict=True))
+        for metric in _PLOTTED:
+            est = side_estimate(group, metric)
+            row[metric], row[f"{metric}_ci95"], row["adequate"] = est.value, est.half_width, est.adequate
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["target_label", *KEY, "adequate", *_PLOTTED, *(f"{m}_ci95" for m in _PLOTTED)])
+
+
+def _points(ax: Axes, line: pd.DataFrame, metric: str, fmt: str, color: str, label: str) -> None:
+    """A metric vs concurrency with 95% CI error bars; hollow markers for inadequate cells."""
+    ax.errorbar(
+        line["concurrency"],
+        line[metric],
+        yerr=line[f"{metric}_ci95"].fillna(0),
+        fmt=fmt,
+        color=color,
+        capsize=3,
+        label=label,
+    )
+    bad = line[~line["adequate"].astype(bool)]
+    if len(bad):
+        ax.plot(bad["concurrency"], bad[metric], "o", mfc="white", mec=color, ms=8, zorder=3)
 
 
 def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
@@ -77,7 +104,7 @@ def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
 
 
 def throughput_plot(capacity: pd.DataFrame) -> Plot:
-    """Throughput vs concurrency, one panel per workload, one line per target (± std over repeats)."""
+    """Throughput vs concurrency, one panel per workload, one line per target, with 95% CI error bars."""
     agg = _per_workload(capacity)
     workloads = sorted(agg["workload"].unique()) if not agg.empty else []
     with _style():
@@ -85,21 +112,19 @@ def throughput_plot(capacity: pd.DataFrame) -> Plot:
         for ax, workload in zip(axes, workloads, strict=False):
             sub = agg[agg["workload"] == workload]
             several = sub["max_new_tokens"].nunique() > 1
-            for (label, tokens), line in sub.groupby(["target_label", "max_new_tokens"]):
+            for i, ((label, tokens), line) in enumerate(sub.groupby(["target_label", "max_new_tokens"])):
                 line = line.sort_values("concurrency")
-                ax.errorbar(
-                    line["concurrency"],
-                    line[("throughput_tok_s", "mean")],
-                    yerr=line[("throughput_tok_s", "std")].fillna(0),
-                    marker="o",
-                    capsize=3,
-                    label=_series_label(str(label), int(tokens), several),
-                )
+                name = _series_label(str(label), int(tokens), several)
+                _points(ax, line, "throughput_tok_s", "o-", f"C{i}", name)
             ax.set(title=f"{workload}: throughput", xlabel="concurrency (users)", ylabel="output tok/s")
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=8)
         uri = _render(fig)
-    return Plot("throughput", "Throughput vs concurrency", uri, "Output tokens per second in the steady window.")
+    caption = (
+        "Output tokens per second in the steady window; bars: 95% CI (batch means, repeats combined); "
+        "hollow markers: cells too short or otherwise inadequate to support a verdict."
+    )
+    return Plot("throughput", "Throughput vs concurrency", uri, caption)
 
 
 def latency_plot(capacity: pd.DataFrame) -> Plot:
@@ -115,15 +140,14 @@ def latency_plot(capacity: pd.DataFrame) -> Plot:
                 line = line.sort_values("concurrency")
                 name = _series_label(str(label), int(tokens), several)
                 color = f"C{i}"
-                ax.plot(line["concurrency"], line[("p95_latency_ms", "mean")], "o-", color=color, label=f"{name} p95")
-                ax.plot(
-                    line["concurrency"], line[("ttft_p95_ms", "mean")], "s--", color=color, label=f"{name} TTFT p95"
-                )
+                _points(ax, line, "p95_latency_ms", "o-", color, f"{name} p95")
+                _points(ax, line, "ttft_p95_ms", "s--", color, f"{name} TTFT p95")
             ax.set(title=f"{workload}: latency", xlabel="concurrency (users)", ylabel="ms")
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=7)
         uri = _render(fig)
-    return Plot("latency", "p95 latency and TTFT p95 vs concurrency", uri, "Solid: p95 end-to-end; dashed: TTFT p95.")
+    caption = "Solid: p95 end-to-end; dashed: TTFT p95; bars: 95% CI; hollow markers: inadequate cells."
+    return Plot("latency", "p95 latency and TTFT p95 vs concurrency", uri, caption)
 
 
 def _window_e2e(cell: CellData) -> np.ndarray:
