@@ -61,6 +61,7 @@ def render(out: Path) -> str:
     fire = _load(out, "loadgen_firehose.json")
     ana = _load(out, "analysis_speed.json")
     sim = _load(out, "sim_capacity.json")
+    cov = _load(out, "ci_coverage.json")
     meta = (cap or fire or {}).get("meta", {})
     mach = meta.get("machine", {})
     lines = [
@@ -88,6 +89,8 @@ def render(out: Path) -> str:
         lines += _analysis(ana)
     if sim:
         lines += _simulator(sim)
+    if cov:
+        lines += coverage_section(cov)
     if cap and cap.get("profiles"):
         lines += ["## Profiles (py-spy, the limit)", ""]
         for kind, text in cap["profiles"].items():
@@ -339,3 +342,31 @@ if __name__ == "__main__":
 
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "reports" / "bench"
     print(render(out_dir))
+
+
+def coverage_section(cov: dict[str, Any]) -> list[str]:
+    """How often a short cell's 95% CI contains the long-run value (benchmarks/ci_coverage.py)."""
+    lines = [
+        "## Confidence-interval coverage",
+        "",
+        f"`benchmarks/ci_coverage.py --long-s {cov['long_s']:g} --slice-s {cov['slice_s']:g}`: {cov['users']} "
+        f"closed-loop users, {cov['workload']}. Per condition one run of {2 * cov['long_s']:g} s after a "
+        f"{cov.get('warmup_s', 10):g}-s warm-up: the first {cov['long_s']:g} s give the long-run value, the next {cov['long_s']:g} s are cut "
+        f"into {cov['slice_s']:g}-s windows, each reduced as a grid cell of that length (its own batches and "
+        "95% CI). Coverage = windows whose CI contains the long-run value ÷ windows with a CI (target: about 95%).",
+        "",
+        "| condition | metric | long-run value | windows with a CI | coverage | median CI half-width | "
+        "adequate windows | flagged as waves |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cov["conditions"]:
+        for metric in ("throughput_tok_s", "req_per_s", "p95_latency_ms"):
+            m = c[metric]
+            cover = "–" if m["coverage"] is None else f"{m['coverage'] * 100:.0f}% ({m['covered']}/{m['with_ci']})"
+            half = "–" if m["median_half_width_pct"] is None else f"±{m['median_half_width_pct']:.1f}%"
+            lines.append(
+                f"| {c['condition']} | {metric} | {_f(c['truth'][metric], 1)} | {m['with_ci']}/{c['slices']} | {cover} "
+                f"| {half} | {c['adequate_slices']}/{c['slices']} | {c['wave_flagged_slices']}/{c['slices']} |"
+            )
+    lines += ["", f"Wall time {cov['wall_s']:g} s.", ""]
+    return lines

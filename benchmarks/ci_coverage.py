@@ -32,7 +32,6 @@ from analysis.capacity import CellData, cell_row  # noqa: E402
 from analysis.tables import load_cells  # noqa: E402
 
 USERS = 16
-WARMUP_S = 10.0
 METRICS = ("throughput_tok_s", "req_per_s", "p95_latency_ms")
 CONDITIONS = {"varied": ["--output-range-ratio", "0.5"], "waves": []}
 
@@ -67,19 +66,20 @@ def _window(cell: CellData, start_s: float, length_s: float) -> dict[str, Any]:
     return row
 
 
-def _condition(name: str, long_s: float, slice_s: float, work: Path) -> dict[str, Any]:
+def _condition(name: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    long_s, slice_s, warmup_s = opts.long_s, opts.slice_s, opts.warmup_s
     sim, url = _simulator()
     try:
         prefix = work / name
-        proc = _locust(url, prefix, WARMUP_S + 2 * long_s, CONDITIONS[name])
-        proc.wait(timeout=WARMUP_S + 2 * long_s + 120)
+        proc = _locust(url, prefix, warmup_s + 2 * long_s, CONDITIONS[name])
+        proc.wait(timeout=warmup_s + 2 * long_s + 120)
     finally:
         sim.terminate()
         sim.wait(timeout=30)
     (cell,) = load_cells([prefix])
-    truth = _window(cell, WARMUP_S, long_s)
+    truth = _window(cell, warmup_s, long_s)
     n_slices = int(long_s // slice_s)
-    rows = [_window(cell, WARMUP_S + long_s + i * slice_s, slice_s) for i in range(n_slices)]
+    rows = [_window(cell, warmup_s + long_s + i * slice_s, slice_s) for i in range(n_slices)]
     out: dict[str, Any] = {"condition": name, "truth": {m: truth[m] for m in METRICS}, "slices": n_slices}
     for metric in METRICS:
         low = np.array([r[f"{metric}_ci95_low"] for r in rows], dtype=float)
@@ -104,16 +104,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long-s", type=float, default=600.0, help="length of the truth half and the sliced half")
     parser.add_argument("--slice-s", type=float, default=30.0, help="length of each short window")
+    parser.add_argument("--warmup-s", type=float, default=10.0, help="excluded from both halves")
     parser.add_argument("--json", type=Path, help="write the result here")
     opts = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ci-coverage-") as tmp:
-        results = [_condition(name, opts.long_s, opts.slice_s, Path(tmp)) for name in CONDITIONS]
+        results = [_condition(name, opts, Path(tmp)) for name in CONDITIONS]
     report = {
         "users": USERS,
         "workload": "chat, max_new_tokens 32, rtx2000-ada-16gb-bf16 simulator",
         "long_s": opts.long_s,
         "slice_s": opts.slice_s,
+        "warmup_s": opts.warmup_s,
         "conditions": results,
         "wall_s": round(time.time() - started, 1),
     }

@@ -10,6 +10,7 @@
    for first and later tokens, and |measured − configured| TTFT/ITL as each tool reports them.
 3. Client cost: CPU-s per 1,000 output tokens, RSS per 1,000 users (slope between stream counts).
 4. Analysis speed: benchmarks/analysis_speed.py.  5. Simulator capacity: benchmarks/sim_capacity.py.
+6. CI coverage: benchmarks/ci_coverage.py (how often a short cell's 95% CI holds the long-run value).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,firehose,analysis,simulator]
     .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
@@ -534,7 +535,7 @@ def main() -> None:
     global OUT_DIR, BEFORE_DIR
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
-    p.add_argument("--only", default="capacity,firehose,analysis,simulator")
+    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage")
     p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
@@ -584,6 +585,11 @@ def main() -> None:
             out = OUT_DIR / f"sim_capacity{suffix}.json"
             size = ["--streams", "16", "--tokens", "20", "--duration-s", "1.5"] if opts.quick else ["--streams", "512"]
             run_script([PY, "benchmarks/sim_capacity.py", *size, "--json", str(out)], out)
+        if "coverage" in only:
+            out = OUT_DIR / f"ci_coverage{suffix}.json"
+            quick = ["--long-s", "6", "--slice-s", "3", "--warmup-s", "2"]
+            lengths = quick if opts.quick else ["--long-s", "600", "--slice-s", "30"]
+            run_script([PY, "benchmarks/ci_coverage.py", *lengths, "--json", str(out)], out)
     if not opts.quick:
         from benchmarks_render import render  # type: ignore[import-not-found]
 

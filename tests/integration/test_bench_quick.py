@@ -20,7 +20,7 @@ def test_bench_driver_quick_writes_its_json(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     capacity = json.loads((tmp_path / "loadgen_capacity_quick.json").read_text())
@@ -34,3 +34,7 @@ def test_bench_driver_quick_writes_its_json(tmp_path: Path) -> None:
     assert analysis["records"] == 20000 and analysis["capacity_cli_best_wall_s"] > 0
     sim = json.loads((tmp_path / "sim_capacity_quick.json").read_text())
     assert sim["streams"] == 16 and sim["throughput_tok_s"] > 0
+    coverage = json.loads((tmp_path / "ci_coverage_quick.json").read_text())
+    assert [c["condition"] for c in coverage["conditions"]] == ["varied", "waves"]
+    for condition in coverage["conditions"]:
+        assert condition["slices"] == 2 and condition["truth"]["throughput_tok_s"] > 0
