@@ -210,6 +210,13 @@ def _interrupted(req: pd.DataFrame) -> np.ndarray:
     return req["error"].astype("string").str.startswith(INTERRUPTED_PREFIX).fillna(False).to_numpy(dtype=bool)
 
 
+def SYNC_TOLERANCE_S(tpot_p50_ms: float) -> float:  # noqa: N802 - a rule, named like the constants above
+    """How close two completions must be to count as finishing in the same engine step (seconds)."""
+    if not tpot_p50_ms > 0:
+        return 0.005
+    return min(max(tpot_p50_ms / 4.0, 0.5), 5.0) / 1000.0
+
+
 def _sync_expected(concurrency: Any, steps_per_request: float) -> float:
     """Share of completions expected to land within a step of another if users' phases were independent."""
     try:
@@ -270,8 +277,9 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "prompt_tokens_mean": _mean(req["prompt_tokens"].to_numpy(dtype=float)[ok]),
         "output_tokens_mean": _mean(req["output_tokens"].to_numpy(dtype=float)[ok]),
         "source": "request_log",
-        # completions within half a decode step of another: closed-loop users finishing together
-        "completion_sync_share": completion_sync(completed_at[completed_in], max(tpot_p50 / 2000.0, 1e-3)),
+        # completions within a few ms of another (one engine step flushes its streams together; TPOT can
+        # hold prefill stalls, so a quarter of it, capped at 5 ms, stays inside one step)
+        "completion_sync_share": completion_sync(completed_at[completed_in], SYNC_TOLERANCE_S(tpot_p50)),
         "completion_sync_expected": _sync_expected(meta.get("users"), steps),
         **_client_health(cell.client, ws, we),
         "client_output_tokens": client_tokens,
