@@ -210,7 +210,7 @@ def _interrupted(req: pd.DataFrame) -> np.ndarray:
     return req["error"].astype("string").str.startswith(INTERRUPTED_PREFIX).fillna(False).to_numpy(dtype=bool)
 
 
-def SYNC_TOLERANCE_S(tpot_p50_ms: float) -> float:  # noqa: N802 - a rule, named like the constants above
+def sync_tolerance_s(tpot_p50_ms: float) -> float:
     """How close two completions must be to count as finishing in the same engine step (seconds)."""
     if not tpot_p50_ms > 0:
         return 0.005
@@ -279,7 +279,7 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "source": "request_log",
         # completions within a few ms of another (one engine step flushes its streams together; TPOT can
         # hold prefill stalls, so a quarter of it, capped at 5 ms, stays inside one step)
-        "completion_sync_share": completion_sync(completed_at[completed_in], SYNC_TOLERANCE_S(tpot_p50)),
+        "completion_sync_share": completion_sync(completed_at[completed_in], sync_tolerance_s(tpot_p50)),
         "completion_sync_expected": _sync_expected(meta.get("users"), steps),
         **_client_health(cell.client, ws, we),
         "client_output_tokens": client_tokens,
