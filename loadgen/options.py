@@ -2,7 +2,7 @@
 
 Registering through `events.init_command_line_parser` makes every option work in `locust.conf`, as a
 `LOCUST_*` environment variable, in the web UI's custom-parameters form, and on workers (Locust forwards
-non-default options from the master).
+non-default options from the master; the API key is the exception, see `loadgen.plugin`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadgen.apis import API_NAMES
 
-__all__ = ["DEFAULT_HOST", "Settings", "add_arguments"]
+__all__ = ["DEFAULT_HOST", "LOOPBACK", "Credential", "Settings", "add_arguments", "is_loopback", "origin"]
 
 DEFAULT_HOST = "http://127.0.0.1:8000"
+# Locust's web UI (no authentication: anyone who reaches it can point the load, and the key, at another
+# host) and its master port (any process that connects gets the options) listen here unless told otherwise.
+LOOPBACK = "127.0.0.1"
 
 
 def _bool(value: object) -> bool:
@@ -33,8 +37,26 @@ def _ratio(value: str) -> float:
     return ratio
 
 
+def origin(url: str) -> str:
+    """`scheme://host:port` of a base URL, lower-cased with the default port filled in: what an API key is
+    bound to. An unparsable URL is its own origin (it then matches only itself)."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return url
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def is_loopback(bind_host: str | None) -> bool:
+    return (bind_host or "").strip() in (LOOPBACK, "localhost", "::1", "[::1]")
+
+
 def add_arguments(parser: Any) -> None:
-    """Add the suite's options to Locust's argument parser (a configargparse parser)."""
+    """Add the suite's options to Locust's argument parser (a configargparse parser), and make Locust's web
+    UI and master listen on loopback unless --web-host / --master-bind-host say otherwise."""
+    parser.set_defaults(web_host=LOOPBACK, master_bind_host=LOOPBACK)
 
     def add(flag: str, **kwargs: Any) -> None:
         # Straight on the parser (only LocustArgumentParser.add_argument understands include_in_web_ui),
@@ -101,8 +123,9 @@ def add_arguments(parser: Any) -> None:
         "--api-key",
         default=None,
         include_in_web_ui=False,
-        help="Bearer token for the server. Default: $OPENAI_API_KEY. Never written to logs or files, "
-        "and not shown in the web UI.",
+        help="Bearer token for the server. Default: $OPENAI_API_KEY. Sent only to the --host it was given "
+        "with (a host changed in the web UI gets no key), never forwarded to workers (each reads its own "
+        "flag or environment), never written to logs or files, and not shown in the web UI.",
     )
     add(
         "--target-label",
@@ -177,3 +200,22 @@ class Settings:
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+@dataclass
+class Credential:
+    """The API key and the one origin it may be sent to. `host` None means "pin to the first host asked
+    for" (a worker without --host learns its host from the master)."""
+
+    key: str | None = field(default=None, repr=False)
+    host: str | None = None
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        """The Authorization header for `url`, or none when the key belongs to another origin."""
+        if not self.key:
+            return {}
+        if self.host is None:
+            self.host = url
+        if origin(url) != origin(self.host):
+            return {}
+        return {"Authorization": f"Bearer {self.key}"}

@@ -6,6 +6,7 @@ command-line-parser hook before any user class or environment exists.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -23,7 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadgen.client import GenerationOutcome, LLMClient, ServerState
 from loadgen.clienthealth import ClientHealth
 from loadgen.llmstats import LLMStats
-from loadgen.options import Settings, add_arguments
+from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.requestlog import CsvRecordSink, process_tag
 from loadgen.webui import install_llm_tab
 from loadgen.workloads import PromptFitter, WorkloadError, chars_per_token, load_texts
@@ -43,6 +44,12 @@ class LoadgenRuntime:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
         self.settings = Settings.from_options(environment.parsed_options)
+        # The key and its host as given at start: options can change later (web UI form, the master's
+        # forwarded options), the key's destination must not.
+        own_host = environment.host or getattr(environment.parsed_options, "host", None)
+        is_worker = isinstance(environment.runner, WorkerRunner)
+        self.credential = Credential(self.settings.api_key, own_host or (None if is_worker else DEFAULT_HOST))
+        self._withheld: set[str] = set()
         self.stats = LLMStats()
         self.server = ServerState()
         self.sink: CsvRecordSink | None = None
@@ -58,6 +65,28 @@ class LoadgenRuntime:
     def worker_id(self) -> str:
         runner = self.environment.runner
         return runner.client_id if isinstance(runner, WorkerRunner) else process_tag()
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The Authorization header for a user pointed at `url`; none (and one warning) for another host."""
+        headers = self.credential.headers_for(url)
+        if not headers and self.credential.key and url not in self._withheld:
+            self._withheld.add(url)
+            logger.warning(
+                "not sending the API key to %s: it was given for %s (enter one for the new host to send one)",
+                origin(url),
+                origin(self.credential.host or ""),
+            )
+        return headers
+
+    def refresh_settings(self) -> None:
+        """Re-read the options (the web UI or the master may have changed them). A key that differs from the
+        one given at start was entered in the web UI: it belongs to the host entered with it."""
+        options = self.environment.parsed_options
+        settings = Settings.from_options(options)
+        entered = getattr(options, "api_key", None)
+        if entered and entered != self.credential.key:
+            self.credential = Credential(entered, self.environment.host or DEFAULT_HOST)
+        self.settings = dataclasses.replace(settings, api_key=self.credential.key)
 
     def next_user_id(self) -> str:
         self._user_seq += 1
@@ -100,7 +129,7 @@ class LoadgenRuntime:
 
     def start_recording(self) -> None:
         """Open this process's request log (if a prefix is known) and start the 1 s health/flush ticker."""
-        self.settings = Settings.from_options(self.environment.parsed_options)
+        self.refresh_settings()
         if self.sink is None and self.settings.request_log:
             self.sink = CsvRecordSink(self.settings.request_log, emit_lag=self.settings.record_emit_lag)
             logger.info("request log: %s", self.sink.paths["requests"])
@@ -220,6 +249,7 @@ def install(events: Events) -> None:
 def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
     rt = runtime_for(environment)
     options = environment.parsed_options
+    _guard_key(rt, runner, web_ui)
     # Workers (also --processes children, which lose --csv) get the prefix as a forwarded option.
     if (
         isinstance(runner, MasterRunner)
@@ -241,6 +271,29 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     environment.events.quit.add_listener(lambda **_: _on_quit(rt))
     if web_ui is not None:
         install_llm_tab(web_ui, rt.llm_rows, rt.stats)
+
+
+def _guard_key(rt: LoadgenRuntime, runner: Any, web_ui: Any) -> None:
+    """Keep the key from travelling: the master forwards its options to every process that connects as a
+    worker, so the master keeps the key only in its runtime; and say so when an opted-out bind exposes
+    a web UI or master port while a key is set."""
+    options = rt.environment.parsed_options
+    if isinstance(runner, MasterRunner) and options is not None and hasattr(options, "api_key"):
+        options.api_key = None
+    if not rt.credential.key or options is None:
+        return
+    exposed = []
+    if web_ui is not None and not is_loopback(getattr(options, "web_host", None)):
+        exposed.append(f"the web UI (--web-host {getattr(options, 'web_host', '') or '*'})")
+    if isinstance(runner, MasterRunner) and not is_loopback(getattr(options, "master_bind_host", None)):
+        exposed.append(f"the master port (--master-bind-host {getattr(options, 'master_bind_host', '')})")
+    if exposed:
+        logger.warning(
+            "an API key is set and %s listens beyond this machine: anyone who reaches it can start load; "
+            "the key still goes only to %s",
+            " and ".join(exposed),
+            origin(rt.credential.host or DEFAULT_HOST),
+        )
 
 
 def _check_workloads(environment: Environment, rt: LoadgenRuntime) -> None:

@@ -59,7 +59,7 @@ class LLMUser(FastHttpUser):
             self.host or DEFAULT_HOST,
             self.client.client.clientpool.get_client,
             timeout_s=self.settings.request_timeout_s,
-            headers=self.settings.auth_headers(),
+            headers=self.runtime.auth_headers(self.host or DEFAULT_HOST),
             state=self.runtime.server,
             identity=ClientIdentity(
                 target_label=self.settings.target_label,

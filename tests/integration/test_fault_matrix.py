@@ -1,0 +1,140 @@
+"""The fault matrix: each way a server, an operator or a neighbour can misbehave, against real Locust
+processes and small hand-written servers on loopback, and the verdict each must get."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.locustrun import LOCUSTFILES
+from tests.integration.misbehaving import Server, serve, well_behaved
+
+pytestmark = pytest.mark.slow
+
+SECRET = "sk-matrix-0123456789-do-not-send"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _poll(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _web_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _post(port: int, path: str, form: dict[str, str] | None = None) -> None:
+    data = urllib.parse.urlencode(form or {}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _locust(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "locust"
+) -> subprocess.Popen[str]:
+    with (tmp_path / f"{name}.log").open("w") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "locust", *args],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _auth(server: Server) -> set[str | None]:
+    return {r.headers.get("authorization") for r in server.posts()}
+
+
+# -- credentials ----------------------------------------------------------------------------------------
+
+
+def test_web_ui_host_redirect_gets_no_key(tmp_path: Path) -> None:
+    with serve(well_behaved) as target, serve(well_behaved) as attacker:
+        port = _free_port()
+        proc = _locust(
+            tmp_path, "-f", str(LOCUSTFILES / "batch.py"), "--host", target.url, "--web-port", str(port),
+            "--model", "m", "--max-new-tokens", "4", "--api-key", SECRET,
+        )  # fmt: skip
+        try:
+            _poll(lambda: _web_ready(port), "the web UI")
+            _post(port, "/swarm", {"user_count": "1", "spawn_rate": "1", "host": target.url})
+            _poll(lambda: len(target.posts()) >= 2, "requests to the configured host")
+            _post(port, "/stop")
+            _post(port, "/swarm", {"user_count": "1", "spawn_rate": "1", "host": attacker.url})
+            _poll(lambda: len(attacker.posts()) >= 2, "requests to the host entered in the web UI")
+        finally:
+            _stop(proc)
+        log = (tmp_path / "locust.log").read_text()
+    assert _auth(target) == {f"Bearer {SECRET}"}
+    assert _auth(attacker) == {None}, "the key followed the load to a host entered in the web UI"
+    assert f"127.0.0.1:{port}" in log  # the web UI listened on loopback only
+    assert "not sending the API key" in log and SECRET not in log
+
+
+def test_spy_worker_never_receives_the_key(tmp_path: Path) -> None:
+    spy = tmp_path / "spy.py"
+    dump = tmp_path / "worker_options.json"
+    spy.write_text(
+        "import json\nfrom locust import events\n\n"
+        "@events.test_start.add_listener\n"
+        "def dump(environment, **_):\n"
+        f"    open({str(dump)!r}, 'w').write(json.dumps(vars(environment.parsed_options), default=str))\n"
+    )
+    batch = str(LOCUSTFILES / "batch.py")
+    master_port = _free_port()
+    with serve(well_behaved) as target:
+        master = _locust(
+            tmp_path, "-f", batch, "--master", "--headless", "--expect-workers", "1", "-u", "1", "-r", "1",
+            "-t", "4s", "--master-bind-port", str(master_port), "--host", target.url, "--model", "m",
+            "--max-new-tokens", "4", "--api-key", SECRET, name="master",
+        )  # fmt: skip
+        worker = _locust(
+            tmp_path, "-f", f"{batch},{spy}", "--worker", "--master-port", str(master_port),
+            env={"OPENAI_API_KEY": "sk-the-worker-own"}, name="worker",
+        )  # fmt: skip
+        try:
+            master.wait(timeout=60)
+            _poll(lambda: worker.poll() is not None, "the worker to quit")
+        finally:
+            _stop(master)
+            _stop(worker)
+    options = json.loads(dump.read_text())
+    assert SECRET not in json.dumps(options), "the master forwarded the key in its options"
+    assert target.posts() and _auth(target) == {"Bearer sk-the-worker-own"}
+    assert "Starting Locust" in (tmp_path / "master.log").read_text()
