@@ -20,6 +20,7 @@ from analysis.errors import InputError
 __all__ = [
     "ANALYSIS_REQUEST_COLUMNS",
     "REQUEST_COLUMNS",
+    "REQUEST_SCHEMA",
     "Cell",
     "find_cells",
     "read_client_health",
@@ -33,30 +34,33 @@ __all__ = [
 METADATA_FILE = "metadata.json"
 COMPLETE_MARKER = "COMPLETE"
 
-# The per-request log written by loadgen.requestlog, in column order.
-REQUEST_COLUMNS = [
-    "request_id",
-    "target_label",
-    "workload",
-    "api",
-    "max_new_tokens",
-    "start_wall_s",
-    "t_send_s",
-    "ttft_ms",
-    "e2e_ms",
-    "tpot_ms",
-    "itl_mean_ms",
-    "itl_p99_ms",
-    "prompt_tokens",
-    "output_tokens",
-    "tokens_source",
-    "finish_reason",
-    "http_status",
-    "success",
-    "error",
-    "user_id",
-    "worker_id",
-]
+# The per-request log written by loadgen.requestlog: its columns in order and the type of each. A value
+# that does not parse as its type rejects the file, naming row and column; "flag" accepts exactly what
+# the writer writes (0 or 1).
+REQUEST_SCHEMA = {
+    "request_id": "text",
+    "target_label": "text",
+    "workload": "text",
+    "api": "text",
+    "max_new_tokens": "integer",
+    "start_wall_s": "number",
+    "t_send_s": "number",
+    "ttft_ms": "number",
+    "e2e_ms": "number",
+    "tpot_ms": "number",
+    "itl_mean_ms": "number",
+    "itl_p99_ms": "number",
+    "prompt_tokens": "integer",
+    "output_tokens": "integer",
+    "tokens_source": "text",
+    "finish_reason": "text",
+    "http_status": "integer",
+    "success": "flag",
+    "error": "text",
+    "user_id": "text",
+    "worker_id": "text",
+}
+REQUEST_COLUMNS = list(REQUEST_SCHEMA)
 _REQUIRED_REQUEST_COLUMNS = [
     "request_id",
     "start_wall_s",
@@ -77,16 +81,17 @@ ANALYSIS_REQUEST_COLUMNS = [
     "error",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
-_DTYPES = {
-    "request_id": "string",
-    "target_label": "string",
-    "workload": "string",
-    "api": "string",
-    "tokens_source": "string",
-    "finish_reason": "string",
-    "error": "string",
-    "worker_id": "string",
+CLIENT_SCHEMA = {
+    "wall_s": "number",
+    "cpu_pct": "number",
+    "dispatch_lag_p99_ms": "number",
+    "dispatch_lag_max_ms": "number",
+    "active_users": "integer",
 }
+_TOKENS_SCHEMA = {"request_id": "text", "arrivals_ms": "text", "counts": "text"}
+_ARROW_TYPES = {"text": pa.string(), "number": pa.float64(), "integer": pa.int64(), "flag": pa.bool_()}
+_EXPECTED = {"number": "a number", "integer": "a whole number", "flag": "0 or 1"}
+_NOT_EMPTY = frozenset(("flag",))
 
 
 @dataclass
@@ -152,31 +157,69 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def _read_csv(path: Path, dtype: dict[str, str] | None, columns: list[str] | None = None) -> pd.DataFrame:
+def _valid(kind: str, value: str) -> bool:
+    if value == "":
+        return kind not in _NOT_EMPTY
+    try:
+        if kind == "flag":
+            return value in ("0", "1")
+        if kind == "integer":
+            int(value)
+        elif kind == "number":
+            float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_bad_value(path: Path, schema: dict[str, str], columns: list[str] | None) -> str | None:
+    """Where a file breaks its schema: 'row R (line L), column C: V is not ...' (slow; only on failure)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        checked = [
+            (i, name, schema[name])
+            for i, name in enumerate(header)
+            if name in schema and (columns is None or name in columns)
+        ]
+        for row, values in enumerate(reader, start=1):
+            for i, name, kind in checked:
+                value = values[i] if i < len(values) else ""
+                if not _valid(kind, value):
+                    shown = repr(value) if value else "an empty value"
+                    return f"row {row} (line {row + 1}), column {name!r}: {shown} is not {_EXPECTED[kind]}"
+    return None
+
+
+def _read_csv(path: Path, schema: dict[str, str] | None, columns: list[str] | None = None) -> pd.DataFrame:
     # pyarrow's reader directly, then one conversion: about twice as fast as pd.read_csv(engine="pyarrow")
     if path.stat().st_size == 0:
         return pd.DataFrame()
-    types = {col: pa.string() for col in (dtype or {})}
-    options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+    types = {col: _ARROW_TYPES[kind] for col, kind in (schema or {}).items()}
+    options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, true_values=["1"], false_values=["0"])
     if columns is not None:  # converting only the columns analysis uses saves a third of a large log's read
         options.include_columns = [c for c in _header(path) if c in columns]
     table = pacsv.read_csv(path, convert_options=options)
+    for name, kind in (schema or {}).items():
+        if kind in _NOT_EMPTY and name in table.column_names and table[name].null_count:
+            raise ValueError("empty value in a column that may not be empty")
     frame = table.to_pandas()
-    for col in types:
-        if col in frame.columns:
+    for col, kind in (schema or {}).items():
+        if kind == "text" and col in frame.columns:
             frame[col] = frame[col].astype("string")
     return frame
 
 
 def _read_csvs(
-    paths: list[Path], dtype: dict[str, str] | None = None, columns: list[str] | None = None
+    paths: list[Path], schema: dict[str, str] | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
     frames = []
     for p in paths:
         try:
-            frame = _read_csv(p, dtype, columns)
+            frame = _read_csv(p, schema, columns)
         except Exception as exc:  # pyarrow raises its own types for malformed files
-            raise InputError(f"{p}: unreadable CSV ({exc})") from exc
+            where = _first_bad_value(p, schema, columns) if schema else None
+            raise InputError(f"{p}: {where}" if where else f"{p}: unreadable CSV ({exc})") from exc
         if not frame.empty or len(frame.columns):
             frames.append(frame)
     if not frames:
@@ -187,7 +230,7 @@ def _read_csvs(
 def read_requests(cell: Cell) -> pd.DataFrame:
     """All processes' request logs of a cell, concatenated; empty frame when there are none."""
     paths = cell.files("requests")
-    df = _read_csvs(paths, dtype=_DTYPES, columns=ANALYSIS_REQUEST_COLUMNS)
+    df = _read_csvs(paths, REQUEST_SCHEMA, columns=ANALYSIS_REQUEST_COLUMNS)
     if df.empty:
         return df
     missing = [c for c in _REQUIRED_REQUEST_COLUMNS if c not in df.columns]
@@ -195,13 +238,13 @@ def read_requests(cell: Cell) -> pd.DataFrame:
         raise InputError(
             f"{paths[0]}: request log lacks column(s) {', '.join(missing)}; expected {', '.join(REQUEST_COLUMNS)}"
         )
-    df["success"] = df["success"].fillna(0).astype(bool)
+    df["success"] = df["success"].astype(bool)
     return df
 
 
 def read_tokens(cell: Cell) -> pd.DataFrame:
     """Token-arrival traces: request_id, arrivals_ms (space-separated), counts (space-separated or empty)."""
-    df = _read_csvs(cell.files("tokens"), dtype={"request_id": "string", "arrivals_ms": "string", "counts": "string"})
+    df = _read_csvs(cell.files("tokens"), _TOKENS_SCHEMA)
     if df.empty:
         return pd.DataFrame(columns=["request_id", "arrivals_ms", "counts"])
     return df
@@ -211,7 +254,7 @@ def read_client_health(cell: Cell) -> pd.DataFrame:
     paths = cell.files("client")
     frames = []
     for p in paths:
-        df = _read_csvs([p])
+        df = _read_csvs([p], CLIENT_SCHEMA)
         if not df.empty:
             frames.append(df.assign(process=p.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -227,6 +270,8 @@ def read_locust_stats(cell: Cell) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     df = _read_csvs([path])
+    if df.empty:
+        return pd.DataFrame()  # a header only: Locust stopped before any request was counted — no data
     missing = [c for c in _LOCUST_STATS_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: Locust stats CSV lacks column(s) {', '.join(missing)}")

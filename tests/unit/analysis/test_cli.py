@@ -139,3 +139,45 @@ def test_empty_request_log_and_zero_window_are_no_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.count("no data") == 2
     assert "zero-length window" in result.output
+
+
+def _replace_in_column(log: Path, column: str, row: int, value: str) -> None:
+    """Set data row `row` (1-based) of `column` to `value`, as a hand edit or a broken writer would."""
+    import csv as csv_module
+
+    rows = list(csv_module.reader(log.read_text().splitlines()))
+    rows[row][rows[0].index(column)] = value
+    with log.open("w", newline="") as fh:
+        csv_module.writer(fh).writerows(rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("success", "yes", "'yes' is not 0 or 1"),
+        ("success", "", "an empty value is not 0 or 1"),
+        ("e2e_ms", "fast", "'fast' is not a number"),
+        ("ttft_ms", "12ms", "'12ms' is not a number"),
+        ("output_tokens", "many", "'many' is not a whole number"),
+        ("prompt_tokens", "1.5", "'1.5' is not a whole number"),
+        ("start_wall_s", "noon", "'noon' is not a number"),
+    ],
+)
+@pytest.mark.parametrize("command", ["capacity", "report"])
+def test_bad_request_log_value_names_file_row_and_column(
+    tmp_path: Path, command: str, column: str, value: str, expected: str
+) -> None:
+    run = build_run(tmp_path)
+    log = next(run.rglob("locust_requests_*.csv"))
+    _replace_in_column(log, column, 3, value)
+    result = invoke(command, run)
+    assert result.exit_code == 2, result.output
+    assert f"{log}: row 3 (line 4), column {column!r}: {expected}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_header_only_locust_stats_is_no_data(tmp_path: Path) -> None:
+    (tmp_path / "run_stats.csv").write_text("Type,Name,Request Count,Failure Count,Average Content Size,50%,95%,99%\n")
+    result = invoke("capacity", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "no data" in result.output and "locust_csv" not in result.output  # not a row of NaN figures
