@@ -120,7 +120,8 @@ class Cell:
 def find_cells(path: Path) -> list[Cell]:
     """Every cell under a run directory, or the single run a Locust `--csv` prefix names."""
     if path.is_dir():
-        metas = sorted(path.rglob(METADATA_FILE))
+        # dot-folders hold replaced attempts and other scratch, never a cell
+        metas = sorted(m for m in path.rglob(METADATA_FILE) if not _hidden(m.relative_to(path)))
         if metas:
             return [_cell_from_metadata(meta) for meta in metas]
         prefixes = sorted(
@@ -140,6 +141,10 @@ def find_cells(path: Path) -> list[Cell]:
             f"(neither {prefix}_stats.csv nor {prefix}_requests_*.csv exists)"
         )
     return [Cell(prefix=prefix)]
+
+
+def _hidden(relpath: Path) -> bool:
+    return any(part.startswith(".") for part in relpath.parts)
 
 
 def _cell_from_metadata(meta_path: Path) -> Cell:

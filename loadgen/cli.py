@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadgen.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
 from loadgen.quality import build_prompts, run_quality
+from loadgen.runlock import RunLocked, hold_run_lock
+from loadgen.runrecord import record_target_urls, recorded_target_urls
 from loadgen.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
 from loadgen.seedenv import SEED_ENV_HELP, scenario_from_env, write_out_csv
 from loadgen.targets import PreflightError
@@ -89,7 +91,10 @@ def grid(
     console = Console(stderr=True)
     try:
         scenario, out_csv = _load(scenario_path, resume_dir)
-        scenario = with_target_urls(scenario, _parse_pairs(target_urls, "--target-url"))
+        overrides = _parse_pairs(target_urls, "--target-url")
+        if resume_dir is not None:  # the servers the run measured, unless this resume says otherwise
+            scenario = with_target_urls(scenario, recorded_target_urls(resume_dir))
+        scenario = with_target_urls(scenario, overrides)
         cells = expand(scenario, _parse_pairs(only, "--only"))
         for workload in scenario.workloads:
             resolve_locustfile(workload.locustfile)
@@ -104,18 +109,32 @@ def grid(
     if dry_run:
         _print_plan(scenario, cells)
         return
-    run_dir = resume_dir if resume_dir else new_run_dir(out_dir, scenario)
-    if resume_dir:
-        cells = unfinished_cells(run_dir, cells)
-        console.print(f"resuming {run_dir}: {len(cells)} unfinished cell(s)", markup=False, soft_wrap=True)
-    else:
-        (run_dir / "scenario.toml").write_text(scenario.source_text)
-    runner = GridRunner(scenario, run_dir)
+    runner = GridRunner(scenario, resume_dir or out_dir)
     try:
-        runner.preflight()
+        runner.preflight()  # before a run directory exists: a run that cannot start leaves nothing behind
     except PreflightError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    run_dir = resume_dir if resume_dir else new_run_dir(out_dir, scenario)
+    runner.run_dir = run_dir
+    try:
+        with hold_run_lock(run_dir):
+            if resume_dir:
+                cells = unfinished_cells(run_dir, cells)
+                console.print(f"resuming {run_dir}: {len(cells)} unfinished cell(s)", markup=False, soft_wrap=True)
+                for label, url in overrides.items():
+                    console.print(f"target {label}: {url} (override recorded in run.json)", markup=False)
+            else:
+                (run_dir / "scenario.toml").write_text(scenario.source_text)
+            record_target_urls(run_dir, {t.label: t.url for t in scenario.targets}, overrides)
+            _finish_grid(runner, cells, console, out_csv)
+    except RunLocked as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_csv: Path | None) -> None:
+    scenario, run_dir = runner.scenario, runner.run_dir
     results = _run_with_progress(runner, cells, console)
     if scenario.quality.enabled and not runner.interrupted:
         _quality_pass(runner, console)

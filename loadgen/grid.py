@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,14 +26,27 @@ from pathlib import Path
 from typing import Any
 
 from analysis.writing import write_json_atomic, write_text_atomic
+from loadgen.runlock import child_preexec
 from loadgen.scenario import Cell, Scenario, ScenarioError
 from loadgen.scrape import MetricsScraper
 from loadgen.targets import PreflightError, TargetInfo, probe_target
 
-__all__ = ["CSV_PREFIX", "CellResult", "GridRunner", "locust_command", "new_run_dir", "unfinished_cells"]
+__all__ = [
+    "CSV_PREFIX",
+    "CellResult",
+    "GridRunner",
+    "cell_verdict",
+    "completed_requests",
+    "fresh_cell_dir",
+    "locust_command",
+    "new_run_dir",
+    "unfinished_cells",
+]
 
 CSV_PREFIX = "locust"
 COMPLETE_MARKER = "COMPLETE"
+# Where an unfinished cell's earlier attempt goes before it is deleted (analysis skips dot-folders).
+REPLACED_DIR = ".replaced"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,6 +73,37 @@ def new_run_dir(out: Path, scenario: Scenario) -> Path:
     run_dir = out / f"{scenario.name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
     return run_dir
+
+
+def fresh_cell_dir(run_dir: Path, cell_dir: Path) -> None:
+    """An empty `cell_dir`. An earlier attempt is first renamed out of the way in one step, so its files
+    can never mix with this attempt's, even if the grid dies while deleting them."""
+    if cell_dir.exists():
+        trash = run_dir / REPLACED_DIR / uuid.uuid4().hex
+        trash.parent.mkdir(exist_ok=True)
+        cell_dir.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    cell_dir.mkdir(parents=True)
+
+
+def completed_requests(cell_dir: Path) -> int:
+    """Successful requests in a cell's request logs (0 when there are none)."""
+    count = 0
+    for path in cell_dir.glob(f"{CSV_PREFIX}_requests_*.csv"):
+        with contextlib.suppress(OSError, csv.Error), path.open(newline="", encoding="utf-8") as fh:
+            count += sum(1 for row in csv.DictReader(fh) if row.get("success") == "1")
+    return count
+
+
+def cell_verdict(interrupted: bool, exit_code: int, completed: int, log: Path) -> tuple[str, str]:
+    """(status, detail) of a finished cell: a cell in which no request completed measured nothing."""
+    if interrupted:
+        return "interrupted", "stopped by Ctrl-C"
+    if exit_code != 0:
+        return "failed", f"locust exited {exit_code}; see {log}"
+    if completed == 0:
+        return "failed", f"no request completed; see the errors in the request log and {log}"
+    return "completed", ""
 
 
 def unfinished_cells(run_dir: Path, cells: list[Cell]) -> list[Cell]:
@@ -199,9 +244,7 @@ class GridRunner:
 
     def run_cell(self, cell: Cell) -> CellResult:
         cell_dir = self.run_dir / cell.relpath
-        if cell_dir.exists():
-            shutil.rmtree(cell_dir)  # an unfinished earlier attempt: never mix its files with this one
-        cell_dir.mkdir(parents=True)
+        fresh_cell_dir(self.run_dir, cell_dir)
         info = self.target_info[cell.target.label]
         cmd = locust_command(self.scenario, cell, cell_dir, info.model)
         meta: dict[str, Any] = {
@@ -250,7 +293,11 @@ class GridRunner:
             env["OPENAI_API_KEY"] = key  # by environment only: the command line is recorded, the key never is
         t_start = time.time()
         with (cell_dir / "locust.stdout").open("wb") as out:
-            self._child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self._child = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=child_preexec()
+            )
+            meta["locust_pid"] = self._child.pid  # lets a later --resume see an orphan that still runs
+            write_json_atomic(cell_dir / "metadata.json", meta)
             rc = self._wait(cell, cell_dir, scraper)
         self._child = None
         delta = scraper.stop() if scraper is not None else None
@@ -261,14 +308,9 @@ class GridRunner:
             server_token_delta=delta,
             metrics_error=scraper.error if scraper is not None else None,
         )
-        has_records = any(cell_dir.glob(f"{CSV_PREFIX}_requests_*.csv"))
-        if self.interrupted:
-            status, detail = "interrupted", "stopped by Ctrl-C"
-        elif rc != 0 or not has_records:
-            status, detail = "failed", f"locust exited {rc}; see {cell_dir / 'locust.log'}"
-        else:
-            status, detail = "completed", ""
-        meta["status"] = status
+        completed = completed_requests(cell_dir)
+        status, detail = cell_verdict(self.interrupted, rc, completed, cell_dir / "locust.log")
+        meta.update(status=status, completed_requests=completed)
         write_json_atomic(cell_dir / "metadata.json", meta)
         if status == "completed":
             write_text_atomic(cell_dir / COMPLETE_MARKER, meta["ended_at"] + "\n")

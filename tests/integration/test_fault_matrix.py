@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.integration.locustrun import LOCUSTFILES
 from tests.integration.misbehaving import Server, serve, well_behaved
 
@@ -138,3 +139,71 @@ def test_spy_worker_never_receives_the_key(tmp_path: Path) -> None:
     assert SECRET not in json.dumps(options), "the master forwarded the key in its options"
     assert target.posts() and _auth(target) == {"Bearer sk-the-worker-own"}
     assert "Starting Locust" in (tmp_path / "master.log").read_text()
+
+
+# -- the grid ---------------------------------------------------------------------------------------------
+
+KILL_SCENARIO = """
+[scenario]
+name = "k"
+duration_s = {duration}
+warmup_s = 0
+spawn_rate = 50
+stop_timeout_s = 5
+request_timeout_s = 30
+
+[[targets]]
+label = "BF16"
+url = "{url}"
+
+[[workloads]]
+name = "batch"
+locustfile = "locustfiles/batch.py"
+concurrency = [2]
+max_new_tokens = [8]
+"""
+
+
+def _grid(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", "grid", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def _locust_pid(runs: Path) -> int | None:
+    for meta in runs.rglob("metadata.json"):
+        pid = json.loads(meta.read_text()).get("locust_pid")
+        if pid:
+            return int(pid)
+    return None
+
+
+def test_sigkill_then_resume(tmp_path: Path, simulator_factory) -> None:  # type: ignore[no-untyped-def]
+    from loadgen.runlock import pid_alive
+
+    sim = simulator_factory()
+    scenario = tmp_path / "k.toml"
+    scenario.write_text(KILL_SCENARIO.format(url=sim.url, duration=60))
+    runs = tmp_path / "runs"
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "grid", str(scenario), "--out", str(runs)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _poll(lambda: _locust_pid(runs) is not None, "the cell's Locust", timeout_s=60)
+    finally:
+        grid.kill()
+        grid.wait(timeout=10)
+    pid = _locust_pid(runs)
+    assert pid is not None
+    _poll(lambda: not pid_alive(pid), "the orphaned Locust to die with its grid", timeout_s=40)
+
+    run_dir = next(runs.iterdir())
+    (run_dir / "scenario.toml").write_text(KILL_SCENARIO.format(url=sim.url, duration=3))  # a short re-run
+    resumed = _grid("--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    cell = next(p.parent for p in run_dir.rglob("COMPLETE"))
+    meta = json.loads((cell / "metadata.json").read_text())
+    assert meta["status"] == "completed" and meta["locust_pid"] != pid
+    assert not (run_dir / "RUN_LOCK").exists()
+    assert not any(p.name.startswith(".") for p in cell.parent.iterdir())
