@@ -23,7 +23,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from loadgen.apis import GenerationParams, LLMApi, Prompt
 from loadgen.requestlog import RequestRecord
 from loadgen.sse import preview
-from loadgen.stream import StreamResult, read_chunks, read_stream
+from loadgen.stream import StreamResult, read_chunks
 from loadgen.timing import RequestTiming
 
 __all__ = ["ClientIdentity", "GenerationInterrupted", "GenerationOutcome", "LLMClient", "ServerState"]
@@ -69,6 +69,7 @@ class LLMClient:
         http_for: Callable[[URL], Any],
         *,
         timeout_s: float,
+        deadline_s: Callable[[int], float] | None = None,
         headers: dict[str, str] | None = None,
         state: ServerState | None = None,
         identity: ClientIdentity | None = None,
@@ -78,6 +79,7 @@ class LLMClient:
         self.base_url = base_url.rstrip("/")
         self._http_for = http_for
         self.timeout_s = timeout_s
+        self._deadline_s = deadline_s
         self._headers = dict(headers or {})
         self.state = state or ServerState()
         self.identity = identity or ClientIdentity()
@@ -183,17 +185,28 @@ class LLMClient:
             worker_id=ident.worker_id,
         )
         result = StreamResult(RequestTiming(0.0))
-        attempts = 0
-        while True:
-            attempts += 1
-            use_options = not self.state.rejects_stream_options
-            body = orjson.dumps(api.build_payload(prompt, params, use_options))
-            result = StreamResult(RequestTiming(0.0))
-            status, retry = self._attempt(
-                url, body, headers, api, result, record, use_options, collect_text, record_emit_lag
-            )
-            if not (retry and attempts == 1):
-                break
+        status: int | None = None
+        deadline_s = self._deadline_s(params.max_new_tokens) if self._deadline_s is not None else None
+        timer = gevent.Timeout(deadline_s, DeadlineExceeded(deadline_s)) if deadline_s else None
+        if timer is not None:
+            timer.start()
+        try:
+            attempts = 0
+            while True:
+                attempts += 1
+                use_options = not self.state.rejects_stream_options
+                body = orjson.dumps(api.build_payload(prompt, params, use_options))
+                result = StreamResult(RequestTiming(0.0))
+                status, retry = self._attempt(
+                    url, body, headers, api, result, record, use_options, collect_text, record_emit_lag
+                )
+                if not (retry and attempts == 1):
+                    break
+        except DeadlineExceeded as exc:  # fired outside the attempt's own handlers
+            record.error = str(exc)
+        finally:
+            if timer is not None:
+                timer.close()
         self._finish(record, result, status)
         text = "".join(result.text_parts) if collect_text and result.text_parts is not None else None
         return GenerationOutcome(record, text)
@@ -237,22 +250,19 @@ class LLMClient:
                     return status, True
                 record.error = f"HTTP {status}: {preview(raw, _ERROR_BODY_BYTES)}"
                 return status, False
+            content_type = str(resp.get("content-type") or "")
+            if "json" in content_type.lower():
+                raw = _read_bounded(resp)
+                record.error = f"not an event stream: HTTP 200 with {content_type}: {preview(raw, _ERROR_BODY_BYTES)}"
+                return status, False
             emit_clock = time.monotonic_ns if record_emit_lag else None
-            sock_body = _SocketBody.open(resp, self._clock, self.timeout_s)
-            if sock_body is not None:
-                try:
-                    read_chunks(sock_body.next_chunk, api, result, collect_text=collect_text, emit_clock_ns=emit_clock)
-                finally:
-                    sock_body.close()
-            else:
-                read_stream(
-                    _fair_readline(resp),
-                    self._clock,
-                    api,
-                    result,
-                    collect_text=collect_text,
-                    emit_clock_ns=emit_clock,
-                )
+            body_reader = _SocketBody.open(resp, self._clock, self.timeout_s) or _ResponseBody(
+                resp, self._clock, self.timeout_s
+            )
+            try:
+                read_chunks(body_reader.next_chunk, api, result, collect_text=collect_text, emit_clock_ns=emit_clock)
+            finally:
+                body_reader.close()
         except gevent.GreenletExit:
             record.error = "interrupted: user stopped mid-stream"
             raise GenerationInterrupted(self._interrupted(record, result, status)) from None
@@ -272,6 +282,10 @@ class LLMClient:
     def _finish(self, record: RequestRecord, result: StreamResult, status: int | None) -> None:
         """Derive the metrics and decide success exactly as METRICS.md defines it."""
         timing = result.timing
+        if usage_contradicts(result.usage_tokens, len(timing.arrivals), record.max_new_tokens):
+            # The server's count cannot be right: count the token events instead and say so.
+            result.usage_suspect = True
+            timing.counts[:] = [1] * len(timing.counts)
         output_tokens = result.output_tokens
         summary = timing.summarize(output_tokens)
         record.http_status = status
@@ -292,6 +306,20 @@ class LLMClient:
             elif output_tokens < 1 or not timing.arrivals:
                 record.error = "zero output tokens"
         record.success = record.error is None and status == 200
+
+
+def usage_contradicts(usage_tokens: int | None, token_events: int, max_new_tokens: int) -> bool:
+    """A usage count above max_tokens, or below the number of token-carrying events, is not believable."""
+    if usage_tokens is None:
+        return False
+    return usage_tokens > max_new_tokens > 0 or usage_tokens < token_events
+
+
+class DeadlineExceeded(Exception):
+    """The request ran past its total deadline (--request-deadline), however steadily bytes arrived."""
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(f"deadline: not finished within {deadline_s:g} s (--request-deadline)")
 
 
 class GenerationInterrupted(Exception):
@@ -380,22 +408,48 @@ class _SocketBody:
             self._timer = None
 
 
-def _fair_readline(resp: Any, every_lines: int = 16) -> Callable[[], bytes]:
-    """`resp.readline` that yields to other greenlets every few lines. A recv with data already buffered
-    does not switch greenlets, so a stream that is always ahead (a fast server) would otherwise keep
-    every other user from reading, and stamping, its own events until it ends."""
-    readline = resp.readline
-    count = 0
+class _ResponseBody:
+    """The same chunk contract as `_SocketBody` through the response object itself: for TLS sockets and for
+    a response that arrived whole with its headers (geventhttpclient has then already let go of the socket).
+    Both readers hand raw chunks to `read_chunks`, so a last line without its newline is judged alike."""
 
-    def fair() -> bytes:
-        nonlocal count
-        count += 1
-        if count >= every_lines:
-            count = 0
-            gevent.sleep(0)  # before the read, so it never delays a timestamp
-        return readline(b"\n")
+    __slots__ = ("_clock", "_count", "_resp", "_timeout_s")
 
-    return fair
+    def __init__(self, resp: Any, clock: Callable[[], float], timeout_s: float) -> None:
+        self._resp = resp
+        self._clock = clock
+        self._timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
+        self._count = 0
+
+    def next_chunk(self) -> tuple[bytes, float]:
+        resp = self._resp
+        body: bytearray = resp._body_buffer
+        while True:
+            if body:
+                data = bytes(body)
+                del body[:]
+                return data, self._clock()
+            if resp.message_complete:
+                return b"", self._clock()
+            sock = resp._sock
+            if sock is None:
+                raise HTTPConnectionClosed("connection closed.")
+            self._count += 1
+            if self._count % 16 == 0:
+                gevent.sleep(0)  # a recv with data ready does not switch: let other users read theirs
+            with gevent.Timeout(self._timeout_s, TimeoutError("timed out")):
+                data = sock.recv(resp.block_size)
+            t = self._clock()
+            resp.feed(data)
+            if not data and not resp.message_complete:
+                raise HTTPConnectionClosed("connection closed.")
+            if body:
+                out = bytes(body)
+                del body[:]
+                return out, t
+
+    def close(self) -> None:
+        pass
 
 
 def _rejects_stream_options(body: bytes) -> bool:
@@ -411,6 +465,8 @@ def _read_bounded(resp: Any, limit: int = 4096) -> bytes:
 
 
 def _transport_reason(exc: BaseException, timeout_s: float | None = None) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc)
     if isinstance(exc, (socket.timeout, gevent.Timeout, TimeoutError)):
         return f"stalled: no data for {timeout_s:g} s (--request-timeout)" if timeout_s else "timed out"
     if isinstance(exc, ConnectionRefusedError):

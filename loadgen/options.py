@@ -37,6 +37,18 @@ def _ratio(value: str) -> float:
     return ratio
 
 
+# A server slower than this per token is not serving; with the silence timeout it bounds a request's total
+# time when --request-deadline is not given.
+DEADLINE_S_PER_TOKEN = 1.0
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be seconds > 0, got {value}")
+    return seconds
+
+
 def origin(url: str) -> str:
     """`scheme://host:port` of a base URL, lower-cased with the default port filled in: what an API key is
     bound to. An unparsable URL is its own origin (it then matches only itself)."""
@@ -114,10 +126,18 @@ def add_arguments(parser: Any) -> None:
     )
     add(
         "--request-timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         help="Seconds the server may stay silent (connecting, before the first byte, or between events) "
         "before the request fails as stalled. Default: 60.",
+    )
+    add(
+        "--request-deadline",
+        type=_seconds,
+        default=None,
+        help="Seconds a whole request may take, however steadily bytes arrive (a server trickling one byte a "
+        f"second never trips --request-timeout). Default: --request-timeout + {DEADLINE_S_PER_TOKEN:g} s per "
+        "requested token (max_tokens).",
     )
     add(
         "--api-key",
@@ -168,6 +188,7 @@ class Settings:
     docs: str | None = None
     prompt_tokens: int | None = None
     request_timeout_s: float = 60.0
+    request_deadline_s: float | None = None
     api_key: str | None = field(default=None, repr=False)
     target_label: str = ""
     request_log: str | None = None
@@ -190,7 +211,8 @@ class Settings:
             ignore_eos=_bool(get(options, "ignore_eos", True)),
             docs=get(options, "docs", None) or None,
             prompt_tokens=get(options, "prompt_tokens", None) or None,
-            request_timeout_s=float(get(options, "request_timeout", 60.0) or 60.0),
+            request_timeout_s=float(_given(get(options, "request_timeout", None), 60.0)),
+            request_deadline_s=_given(get(options, "request_deadline", None), None),
             api_key=api_key,
             target_label=get(options, "target_label", "") or "",
             request_log=request_log or None,
@@ -200,6 +222,23 @@ class Settings:
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def deadline_s(self, max_new_tokens: int) -> float:
+        """The total time one request asking for `max_new_tokens` may take."""
+        if self.request_deadline_s is not None:
+            return self.request_deadline_s
+        return self.request_timeout_s + DEADLINE_S_PER_TOKEN * max_new_tokens
+
+
+def _given(value: Any, default: Any) -> Any:
+    """An option's value; None (not set) means the default. A value set in the web UI is not validated by
+    the parser, so a non-positive number of seconds is refused here rather than silently replaced."""
+    if value is None or value == "":
+        return default
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"expected seconds > 0, got {value}")
+    return seconds
 
 
 @dataclass

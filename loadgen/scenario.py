@@ -251,6 +251,8 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
     warmup = float(sc.get("warmup_s", 0.0))
     if duration <= 0 or warmup < 0 or warmup >= duration:
         raise ScenarioError(f"{source}: [scenario] needs duration_s > warmup_s >= 0 (got {duration}, {warmup})")
+    if sc.get("request_timeout_s", 120.0) <= 0:
+        raise ScenarioError(f"{source}: [scenario].request_timeout_s: expected seconds > 0")
     for key in ("repeats", "workers"):
         if sc.get(key, 1) < 1:
             raise ScenarioError(f"{source}: [scenario].{key}: expected an integer >= 1")

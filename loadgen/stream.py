@@ -17,7 +17,11 @@ from loadgen.apis import LLMApi
 from loadgen.sse import SSEDecoder, SSEEvent, SSEProtocolError, preview
 from loadgen.timing import RequestTiming
 
-__all__ = ["StreamResult", "read_chunks", "read_stream"]
+__all__ = ["MAX_EVENT_BYTES", "StreamResult", "read_chunks", "read_stream"]
+
+# An OpenAI stream's events are a few hundred bytes (some KB with logprobs); a line that grows past this
+# without ending is a broken server, not a slow one, and must not be buffered without bound.
+MAX_EVENT_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -33,15 +37,21 @@ class StreamResult:
     text_parts: list[str] | None = None
     emit_lag_us: list[float] | None = None
     last_usage: int = 0  # continuous usage seen so far (cumulative completion_tokens)
+    usage_suspect: bool = False  # usage contradicted max_tokens or the events: tokens were counted instead
 
     @property
     def tokens_source(self) -> str:
+        if self.usage_suspect:
+            return "suspect"
         return "usage" if self.usage_tokens is not None else "events"
 
     @property
     def output_tokens(self) -> int:
-        """Server usage when sent; otherwise the count of token-carrying events (never re-tokenized)."""
-        return self.usage_tokens if self.usage_tokens is not None else self.timing.event_tokens
+        """Server usage when sent and believable; otherwise the count of token-carrying events (never
+        re-tokenized)."""
+        if self.usage_tokens is not None and not self.usage_suspect:
+            return self.usage_tokens
+        return self.timing.event_tokens
 
     @property
     def ended_cleanly(self) -> bool:
@@ -86,6 +96,7 @@ def read_chunks(
     *,
     collect_text: bool = False,
     emit_clock_ns: Callable[[], int] | None = None,
+    max_event_bytes: int = MAX_EVENT_BYTES,
 ) -> None:
     """Consume an SSE body until `[DONE]`, end of body, or the first protocol error (set on `result`).
 
@@ -160,6 +171,9 @@ def read_chunks(
             if handle(event, loads, extract, result, arrivals, counts, collect_text, arrival_ns):
                 return
         tail = buf[pos:] if pos < len(buf) else b""
+        if len(tail) > max_event_bytes:
+            result.error = f"malformed SSE: a line longer than {max_event_bytes} bytes without an end"
+            return
 
 
 def _handle(

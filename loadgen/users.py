@@ -59,6 +59,7 @@ class LLMUser(FastHttpUser):
             self.host or DEFAULT_HOST,
             self.client.client.clientpool.get_client,
             timeout_s=self.settings.request_timeout_s,
+            deadline_s=self.settings.deadline_s,
             headers=self.runtime.auth_headers(self.host or DEFAULT_HOST),
             state=self.runtime.server,
             identity=ClientIdentity(

@@ -24,16 +24,40 @@ GOOD = [
 
 
 class FakeResponse:
-    def __init__(self, status: int, stream: ScriptedStream | None = None, body: bytes = b"") -> None:
+    """The slice of a geventhttpclient response the client uses; the scripted stream is its socket, one
+    line per recv, each arriving at its scripted time."""
+
+    block_size = 65536
+
+    def __init__(
+        self,
+        status: int,
+        stream: ScriptedStream | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status, self.stream, self.body = status, stream, body
+        self.headers = {"content-type": "text/event-stream", **(headers or {})}
         self.released = False
+        self._body_buffer = bytearray()
+        self.message_complete = False
+        self._sock = self if stream is not None else None
 
     def get_code(self) -> int:
         return self.status
 
-    def readline(self, sep: bytes = b"\n") -> bytes:
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def recv(self, size: int) -> bytes:
         assert self.stream is not None
-        return self.stream.readline(sep)
+        return self.stream.readline()
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._body_buffer += data
+        else:
+            self.message_complete = True
 
     def read(self) -> bytes:
         return self.body
@@ -203,3 +227,65 @@ def test_model_discovery() -> None:
     assert make_client(FakeHTTP(models)).discover_model() == "llama"
     with pytest.raises(RuntimeError, match="model discovery failed: connection refused"):
         make_client(FakeHTTP(ConnectionRefusedError(111, "x"))).discover_model()
+
+
+def _whole(body: bytes, headers: dict[str, str] | None = None) -> FakeResponse:
+    """A response that arrived in one piece with its headers: geventhttpclient already let go of the socket."""
+    resp = FakeResponse(200, headers=headers)
+    resp._body_buffer += body
+    resp.message_complete = True
+    return resp
+
+
+def test_a_whole_response_is_judged_like_a_paced_one_final_done_without_newline_included() -> None:
+    body = b"".join(raw for _, raw in GOOD[:-1]) + b"data: [DONE]"
+    rec = make_client(FakeHTTP(_whole(body))).generate(get_api("completions"), "hi", PARAMS).record
+    assert rec.success and rec.error is None and rec.output_tokens == 3
+
+
+def test_a_json_200_is_not_an_event_stream() -> None:
+    body = b'{"choices": [{"text": "abc", "finish_reason": "length"}]}'
+    resp = _whole(b"", headers={"content-type": "application/json"})
+    resp.body = body
+    rec = make_client(FakeHTTP(resp)).generate(get_api("completions"), "hi", PARAMS).record
+    assert not rec.success and rec.error is not None
+    assert rec.error.startswith("not an event stream: HTTP 200 with application/json: ") and "abc" in rec.error
+
+
+@pytest.mark.parametrize(
+    ("final_usage", "suspect"),
+    [(1000, True), (2, True), (3, False)],  # above max_tokens, fewer than the token events, consistent
+)
+def test_usage_that_contradicts_the_events_or_max_tokens_is_suspect(final_usage: int, suspect: bool) -> None:
+    events = [
+        (10.2, sse(completion_chunk("a"))),
+        (10.3, sse(completion_chunk("b"))),
+        (10.4, sse(completion_chunk("c", finish="length"))),
+        (10.5, sse(usage_only(final_usage))),
+        (10.6, sse("[DONE]")),
+    ]
+    rec = (
+        make_client(FakeHTTP(FakeResponse(200, ScriptedStream(events))))
+        .generate(get_api("completions"), "hi", PARAMS)
+        .record
+    )
+    assert rec.success
+    assert (rec.tokens_source, rec.output_tokens) == (("suspect", 3) if suspect else ("usage", 3))
+
+
+class TrickleResponse(FakeResponse):
+    """A server that sends one byte at a time, never falling silent for long, never finishing."""
+
+    def recv(self, size: int) -> bytes:
+        gevent.sleep(0.01)
+        return b"d"
+
+
+def test_a_trickle_fails_at_the_total_deadline_not_never() -> None:
+    http = FakeHTTP(TrickleResponse(200, ScriptedStream([])))
+    client = make_client(http)
+    client._deadline_s = lambda max_new_tokens: 0.2
+    with gevent.Timeout(10):  # the test's own bound
+        rec = client.generate(get_api("completions"), "hi", PARAMS).record
+    assert not rec.success
+    assert rec.error == "deadline: not finished within 0.2 s (--request-deadline) (before the first token)"

@@ -82,3 +82,11 @@ def test_emit_lag_recorded_per_stamped_event() -> None:
     result = StreamResult(RequestTiming(0.0))
     read_chunks(lambda: next(it), get_api("completions"), result, emit_clock_ns=lambda: 3_000)
     assert result.emit_lag_us == [2.0]
+
+
+def test_a_line_that_never_ends_is_bounded() -> None:
+    chunks = iter([(b'data: {"choices": [{"text": "' + b"a" * 600, 1.0)] + [(b"a" * 600, 1.0 + i) for i in range(10)])
+    result = StreamResult(RequestTiming(0.0))
+    read_chunks(lambda: next(chunks), get_api("completions"), result, max_event_bytes=2048)
+    assert result.error == "malformed SSE: a line longer than 2048 bytes without an end"
+    assert next(chunks, None) is not None  # stopped reading as soon as the bound was passed
