@@ -59,6 +59,7 @@ REQUEST_SCHEMA = {
     "error": "text",
     "user_id": "text",
     "worker_id": "text",
+    "retry_after_s": "number",
 }
 REQUEST_COLUMNS = list(REQUEST_SCHEMA)
 _REQUIRED_REQUEST_COLUMNS = [

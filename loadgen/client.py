@@ -21,6 +21,7 @@ from geventhttpclient import URL
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from loadgen.apis import GenerationParams, LLMApi, Prompt
+from loadgen.backoff import parse_retry_after
 from loadgen.requestlog import RequestRecord
 from loadgen.sse import preview
 from loadgen.stream import StreamResult, read_chunks
@@ -249,8 +250,10 @@ class LLMClient:
                     self.state.rejects_stream_options = True
                     return status, True
                 record.error = f"HTTP {status}: {preview(raw, _ERROR_BODY_BYTES)}"
+                if status in (429, 503):
+                    record.retry_after_s = parse_retry_after(_header(resp, "retry-after"), self._wall_clock())
                 return status, False
-            content_type = str(resp.get("content-type") or "")
+            content_type = _header(resp, "content-type") or ""
             if "json" in content_type.lower():
                 raw = _read_bounded(resp)
                 record.error = f"not an event stream: HTTP 200 with {content_type}: {preview(raw, _ERROR_BODY_BYTES)}"
@@ -283,9 +286,7 @@ class LLMClient:
         """Derive the metrics and decide success exactly as METRICS.md defines it."""
         timing = result.timing
         if usage_contradicts(result.usage_tokens, len(timing.arrivals), record.max_new_tokens):
-            # The server's count cannot be right: count the token events instead and say so.
-            result.usage_suspect = True
-            timing.counts[:] = [1] * len(timing.counts)
+            result.distrust_usage()
         output_tokens = result.output_tokens
         summary = timing.summarize(output_tokens)
         record.http_status = status
@@ -355,7 +356,9 @@ class _SocketBody:
         self._feed = resp.feed
         self._body: bytearray = resp._body_buffer
         self._clock = clock
-        self._timer = hub.loop.timer(timeout_s) if timeout_s and timeout_s > 0 else None
+        # Repeating, and re-armed with `again`: libev's start after a stop resumes the time left instead of
+        # starting over, which would turn the silence timeout into a total one (a steady trickle "stalled").
+        self._timer = hub.loop.timer(timeout_s, timeout_s) if timeout_s and timeout_s > 0 else None
         self._stall = TimeoutError("timed out")
 
     @classmethod
@@ -378,7 +381,7 @@ class _SocketBody:
         timer = self._timer
         while not resp.message_complete:
             if timer is not None:
-                timer.start(gevent.getcurrent().throw, self._stall)
+                timer.again(gevent.getcurrent().throw, self._stall)
                 try:
                     self._wait(self._read_event)
                 finally:
@@ -450,6 +453,11 @@ class _ResponseBody:
 
     def close(self) -> None:
         pass
+
+
+def _header(resp: Any, name: str) -> str | None:
+    value = resp.get(name) if hasattr(resp, "get") else None
+    return str(value) if value is not None else None
 
 
 def _rejects_stream_options(body: bytes) -> bool:

@@ -51,6 +51,7 @@ REQUEST_COLUMNS = (
     "error",
     "user_id",
     "worker_id",
+    "retry_after_s",
 )
 TOKEN_COLUMNS = ("request_id", "arrivals_ms", "counts")
 CLIENT_COLUMNS = ("wall_s", "cpu_pct", "dispatch_lag_p99_ms", "dispatch_lag_max_ms", "active_users")
@@ -88,6 +89,7 @@ class RequestRecord:
     error: str | None = None
     user_id: str = ""
     worker_id: str = ""
+    retry_after_s: float | None = None  # the server's Retry-After on a 429/503, in seconds
     # Not columns of the request file: the token arrival trace and optional emit lags.
     arrivals_ms: list[float] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)

@@ -38,6 +38,7 @@ class StreamResult:
     emit_lag_us: list[float] | None = None
     last_usage: int = 0  # continuous usage seen so far (cumulative completion_tokens)
     usage_suspect: bool = False  # usage contradicted max_tokens or the events: tokens were counted instead
+    textless: list[int] | None = None  # indexes of token events counted from usage alone (no text)
 
     @property
     def tokens_source(self) -> str:
@@ -52,6 +53,14 @@ class StreamResult:
         if self.usage_tokens is not None and not self.usage_suspect:
             return self.usage_tokens
         return self.timing.event_tokens
+
+    def distrust_usage(self) -> None:
+        """The server's usage cannot be right: count one token per event that carried text instead."""
+        self.usage_suspect = True
+        arrivals, counts = self.timing.arrivals, self.timing.counts
+        for i in reversed(self.textless or []):
+            del arrivals[i], counts[i]
+        counts[:] = [1] * len(arrivals)
 
     @property
     def ended_cleanly(self) -> bool:
@@ -221,6 +230,10 @@ def _handle(
         if k:
             arrivals.append(event.t)
             counts.append(k)
+            if not text:
+                if result.textless is None:
+                    result.textless = []
+                result.textless.append(len(arrivals) - 1)
             if collect_text and text:
                 result.text_parts.append(text)  # type: ignore[union-attr]
         reason = choice.get("finish_reason")

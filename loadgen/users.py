@@ -17,6 +17,7 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from loadgen import plugin
 from loadgen.apis import GenerationParams, LLMApi, Prompt, get_api
+from loadgen.backoff import Backoff
 from loadgen.client import ClientIdentity, GenerationInterrupted, GenerationOutcome, LLMClient
 from loadgen.options import DEFAULT_HOST, Settings
 from loadgen.workloads import DATA_DIR, PromptFitter, draw_output_tokens
@@ -24,10 +25,6 @@ from loadgen.workloads import DATA_DIR, PromptFitter, draw_output_tokens
 __all__ = ["LLMUser"]
 
 plugin.install(events)
-
-# After a request fails without generating anything, pause briefly so a dead or rejecting target does
-# not turn every user into a busy loop (thousands of failures per second, no useful signal).
-_FAILURE_PAUSE_S = 0.1
 
 
 class LLMUser(FastHttpUser):
@@ -69,6 +66,7 @@ class LLMUser(FastHttpUser):
                 worker_id=self.runtime.worker_id,
             ),
         )
+        self.backoff = Backoff(rng=random.Random(f"backoff-{self.workload}-{self.user_id}"))
         self._due_s: float | None = None
         inner_wait = self.wait_time
 
@@ -130,7 +128,7 @@ class LLMUser(FastHttpUser):
         except RuntimeError as exc:
             outcome = self.llm.failed(self.api, self.max_new_tokens, str(exc))
             self.runtime.record(outcome, "POST", self.request_name)
-            gevent.sleep(_FAILURE_PAUSE_S)
+            self._back_off(outcome)
             return outcome
         params = GenerationParams(
             model=model,
@@ -151,6 +149,12 @@ class LLMUser(FastHttpUser):
             self.runtime.record(exc.outcome, "POST", self.request_name, fire_event=False)
             raise gevent.GreenletExit() from None
         self.runtime.record(outcome, "POST", self.request_name)
-        if not outcome.success and outcome.record.output_tokens == 0:
-            gevent.sleep(_FAILURE_PAUSE_S)
+        self._back_off(outcome)
         return outcome
+
+    def _back_off(self, outcome: GenerationOutcome) -> None:
+        """After any failure wait (growing with failures in a row, at least the server's Retry-After), so a
+        failing target is not hammered; a success resets it."""
+        delay_s = self.backoff.delay_s(outcome.success, outcome.record.retry_after_s)
+        if delay_s > 0:
+            gevent.sleep(delay_s)

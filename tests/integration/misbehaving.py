@@ -124,3 +124,52 @@ def good_stream(tokens: int = 3) -> bytes:
 
 def well_behaved(request: Request, conn: socket.socket, stop: threading.Event) -> None:
     conn.sendall(SSE_HEAD + good_stream())
+
+
+# -- the misbehaviours ------------------------------------------------------------------------------------
+
+
+def trickle(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    """Never silent for long, never finished: one byte every 0.2 s (for at most a minute)."""
+    conn.sendall(SSE_HEAD)
+    for byte in (good_stream() * 100)[:300]:
+        if stop.wait(0.2):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def endless_line(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    """A data line that never ends: megabytes of one JSON string (at most 64 MiB)."""
+    conn.sendall(SSE_HEAD + b'data: {"choices": [{"index": 0, "text": "')
+    block = b"a" * 65536
+    for _ in range(1024):
+        if stop.is_set():
+            return
+        conn.sendall(block)
+
+
+def done_without_newline(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    """The whole response in one write with the headers; the final `data: [DONE]` has no newline."""
+    conn.sendall(SSE_HEAD + good_stream().rstrip(b"\n"))
+
+
+def json_200(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    body = json.dumps({"choices": [{"index": 0, "text": "abc", "finish_reason": "length"}]}).encode()
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+    conn.sendall(head.encode() + b"connection: close\r\n\r\n" + body)
+
+
+def usage_lie(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    """Three token events, then a usage of 1000 completion tokens (max_tokens is far lower)."""
+    conn.sendall(SSE_HEAD + token_event() * 3 + finish_event(1000) + b"data: [DONE]\n\n")
+
+
+def error_after_first_token(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    error = {"error": {"message": "engine died", "code": 500}}
+    conn.sendall(SSE_HEAD + token_event(usage=1) + b"data: " + json.dumps(error).encode() + b"\n\n")
+
+
+def too_many_requests(request: Request, conn: socket.socket, stop: threading.Event) -> None:
+    body = b'{"error": "slow down"}'
+    head = f"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: {len(body)}\r\n"
+    conn.sendall(head.encode() + b"content-type: application/json\r\nconnection: close\r\n\r\n" + body)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.locustrun import LOCUSTFILES
+from tests.integration import misbehaving
+from tests.integration.locustrun import LOCUSTFILES, run_locust
 from tests.integration.misbehaving import Server, serve, well_behaved
 
 pytestmark = pytest.mark.slow
@@ -207,3 +208,53 @@ def test_sigkill_then_resume(tmp_path: Path, simulator_factory) -> None:  # type
     assert meta["status"] == "completed" and meta["locust_pid"] != pid
     assert not (run_dir / "RUN_LOCK").exists()
     assert not any(p.name.startswith(".") for p in cell.parent.iterdir())
+
+
+# -- streams ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "args", "verdict"),
+    [
+        ("trickle", ("--request-timeout", "1", "--request-deadline", "1.5"), "deadline: not finished within 1.5 s"),
+        ("endless_line", (), "malformed SSE: a line longer than 1048576 bytes without an end"),
+        ("json_200", (), "not an event stream: HTTP 200 with application/json"),
+        ("error_after_first_token", (), "error event in stream: engine died (code 500)"),
+        ("too_many_requests", (), "HTTP 429: "),
+    ],
+)
+def test_bad_stream_gets_its_verdict(tmp_path: Path, behaviour: str, args: tuple[str, ...], verdict: str) -> None:
+    with serve(getattr(misbehaving, behaviour)) as server:
+        run = run_locust(
+            tmp_path, "batch.py", server.url, "--model", "m", "--max-new-tokens", "16", *args,
+            users=2, run_time="3s",
+        )  # fmt: skip
+    assert "Traceback" not in run.output, run.output[-3000:]
+    reqs = run.requests()
+    finished = reqs[~reqs.error.fillna("").str.startswith("interrupted")]
+    assert len(finished) >= 1 and not finished.success.any()
+    assert finished.error.str.contains(verdict, regex=False).all(), finished.error.value_counts()
+    # Back-off: a failing server is not hammered (before: thousands of requests in 3 s from 2 users).
+    assert len(reqs) <= 30, len(reqs)
+    if behaviour == "too_many_requests":
+        assert (finished.retry_after_s == 1.0).all()
+        assert len(reqs) <= 2 * 4  # Retry-After: 1 honoured: about one request per user per second
+
+
+def test_final_done_without_newline_is_success(tmp_path: Path) -> None:
+    with serve(misbehaving.done_without_newline) as server:
+        run = run_locust(
+            tmp_path, "batch.py", server.url, "--model", "m", "--max-new-tokens", "16", users=2, run_time="2s"
+        )
+    reqs = run.requests()
+    assert len(reqs) >= 2 and reqs.success.all(), reqs.error.value_counts()
+
+
+def test_usage_lie_is_suspect_and_shown_by_analysis(tmp_path: Path) -> None:
+    with serve(misbehaving.usage_lie) as server:
+        run = run_locust(
+            tmp_path, "batch.py", server.url, "--model", "m", "--max-new-tokens", "16", users=2, run_time="2s"
+        )
+    reqs = run.requests()
+    done = reqs[reqs.success == 1]
+    assert len(done) >= 2 and (done.tokens_source == "suspect").all() and (done.output_tokens == 3).all()

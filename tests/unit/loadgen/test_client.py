@@ -289,3 +289,47 @@ def test_a_trickle_fails_at_the_total_deadline_not_never() -> None:
         rec = client.generate(get_api("completions"), "hi", PARAMS).record
     assert not rec.success
     assert rec.error == "deadline: not finished within 0.2 s (--request-deadline) (before the first token)"
+
+
+@pytest.mark.parametrize(("status", "header", "recorded"), [(429, "2", 2.0), (503, "1.5", 1.5), (500, "2", None)])
+def test_retry_after_is_recorded_on_429_and_503(status: int, header: str, recorded: float | None) -> None:
+    http = FakeHTTP(FakeResponse(status, body=b"busy", headers={"retry-after": header}))
+    rec = make_client(http).generate(get_api("completions"), "hi", PARAMS).record
+    assert rec.retry_after_s == recorded and not rec.success
+
+
+def test_the_silence_timeout_starts_over_with_every_read() -> None:
+    """A steady trickle is not silence: 12 bytes 50 ms apart against a 200 ms silence timeout (600 ms in all)."""
+    import time
+    from types import SimpleNamespace
+
+    import gevent.socket
+
+    from loadgen.client import _SocketBody
+
+    reader, writer = gevent.socket.socketpair()
+    resp = SimpleNamespace(_sock=reader, _body_buffer=bytearray(), message_complete=False)
+
+    def feed(data: bytes) -> None:
+        resp._body_buffer += data
+        resp.message_complete = not data
+
+    resp.feed = feed
+
+    def trickle() -> None:
+        for _ in range(12):
+            gevent.sleep(0.05)
+            writer.sendall(b"x")
+        writer.close()
+
+    sender = gevent.spawn(trickle)
+    body = _SocketBody.open(resp, time.perf_counter, 0.2)
+    assert body is not None
+    received = b""
+    with gevent.Timeout(10):
+        while chunk := body.next_chunk()[0]:
+            received += chunk
+    body.close()
+    sender.join()
+    reader.close()
+    assert received == b"x" * 12
