@@ -95,6 +95,12 @@ def reasons(row: dict[str, Any], th: AdequacyThresholds = DEFAULT_THRESHOLDS) ->
         out.append(f"client-bound: {row.get('client_bound_signal') or 'load generator saturated'}")
     if str(row.get("token_check", "")).startswith("mismatch"):
         out.append(f"token cross-check {row.get('token_check')}")
+    suspect = _f(row.get("suspect_token_requests"))
+    if suspect > 0:
+        out.append(
+            f"server usage counts suspect in {int(suspect)} request(s): above max_tokens or fewer than the "
+            "token events (tokens counted from events instead)"
+        )
     hit = _f(row.get("prefix_cache_hit_rate"))
     if hit > th.max_prefix_cache_hit_rate and row.get("prefix_sharing") is not True:
         out.append(

@@ -81,6 +81,7 @@ CAPACITY_COLUMNS = [
     "client_output_tokens",
     "server_generation_tokens",
     "token_check",
+    "suspect_token_requests",
     "prefix_cache_hit_rate",
     "prefix_sharing",
     "adequate",
@@ -229,6 +230,13 @@ def _sync_expected(concurrency: Any, steps_per_request: float) -> float:
     return 1.0 - (1.0 - min(1.0, 1.0 / steps_per_request)) ** (n - 1)
 
 
+def _suspect_tokens(req: pd.DataFrame) -> int:
+    """Requests whose server usage count was not believable (the load generator counted events instead)."""
+    if "tokens_source" not in req:
+        return 0
+    return int((req["tokens_source"] == "suspect").sum())
+
+
 def _from_request_log(cell: CellData) -> dict[str, Any]:
     req = cell.requests
     meta = cell.metadata
@@ -263,6 +271,7 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "requests": n_ok,
         "failures": n_failed,
         "interrupted": int(cut.sum()),
+        "suspect_token_requests": _suspect_tokens(req),
         "error_rate": n_failed / n_started if n_started else math.nan,
         "throughput_tok_s": tokens / window_s if window_s > 0 else math.nan,
         "req_per_s": float(completed_in.sum()) / window_s if window_s > 0 else math.nan,

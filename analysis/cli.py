@@ -15,6 +15,7 @@ from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds
 from analysis.bundle import Options, analyse
 from analysis.catalog import parse_price_flags, parse_weight_flags
 from analysis.errors import InputError
+from analysis.loading import default_report_dir
 from analysis.run import load_run
 from analysis.slo import SloSpec
 from analysis.tables import capacity_from_paths
@@ -385,7 +386,8 @@ def report(
     worst_n: int,
     adequacy: AdequacyThresholds,
 ) -> None:
-    """Write RUN/report/index.html (self-contained) and the seed's CSV/Markdown artifacts; prints the path."""
+    """Write RUN/report/index.html (PREFIX_report/ for a Locust CSV prefix; self-contained) and the seed's
+    CSV/Markdown artifacts; prints the path."""
     opts = Options(
         baseline=baseline,
         candidate=candidate,
@@ -403,7 +405,7 @@ def report(
     from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
 
     a = analyse(load_run(run_dir), opts)
-    click.echo(write_report(a, out_dir or run_dir / "report"))
+    click.echo(write_report(a, out_dir or default_report_dir(run_dir)))
 
 
 @main.command()

@@ -22,6 +22,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "REQUEST_SCHEMA",
     "Cell",
+    "default_report_dir",
     "find_cells",
     "read_client_health",
     "read_locust_history",
@@ -80,6 +81,7 @@ ANALYSIS_REQUEST_COLUMNS = [
     "max_new_tokens",
     "http_status",
     "error",
+    "tokens_source",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
 CLIENT_SCHEMA = {
@@ -142,6 +144,12 @@ def find_cells(path: Path) -> list[Cell]:
             f"(neither {prefix}_stats.csv nor {prefix}_requests_*.csv exists)"
         )
     return [Cell(prefix=prefix)]
+
+
+def default_report_dir(path: Path) -> Path:
+    """RUN/report for a run directory; PREFIX_report beside a Locust CSV prefix (a PREFIX/ folder would
+    turn the prefix into a directory without runs)."""
+    return path / "report" if path.is_dir() else Path(f"{path}_report")
 
 
 def _hidden(relpath: Path) -> bool:

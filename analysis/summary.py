@@ -215,6 +215,7 @@ def _kind(reason: str) -> str:
     for prefix, kind in (
         ("client-bound", "client-bound"),
         ("token cross-check", "token cross-check"),
+        ("server usage counts suspect", "suspect tokens"),
         ("approximate", "approximate"),
         ("cell status", "status"),
         ("server prefix-cache", "prefix cache"),

@@ -258,3 +258,11 @@ def test_usage_lie_is_suspect_and_shown_by_analysis(tmp_path: Path) -> None:
     reqs = run.requests()
     done = reqs[reqs.success == 1]
     assert len(done) >= 2 and (done.tokens_source == "suspect").all() and (done.output_tokens == 3).all()
+    from click.testing import CliRunner
+
+    from analysis.cli import main as analysis_main
+
+    report = CliRunner().invoke(analysis_main, ["report", str(run.prefix)])
+    assert report.exit_code == 0, report.output
+    html = Path(report.output.strip().splitlines()[-1]).read_text()
+    assert "server usage counts suspect in" in html

@@ -181,3 +181,14 @@ def test_header_only_locust_stats_is_no_data(tmp_path: Path) -> None:
     result = invoke("capacity", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "no data" in result.output and "locust_csv" not in result.output  # not a row of NaN figures
+
+
+def test_report_on_a_locust_prefix_leaves_the_prefix_usable(tmp_path: Path) -> None:
+    (tmp_path / "run_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count,Average Content Size,50%,95%,99%\nPOST,chat,10,0,128,100,200,300\n"
+    )
+    first = invoke("report", tmp_path / "run")
+    assert first.exit_code == 0, first.output
+    assert Path(first.output.strip().splitlines()[-1]) == tmp_path / "run_report" / "index.html"
+    again = invoke("capacity", tmp_path / "run")
+    assert again.exit_code == 0, again.output  # before: PREFIX/report/ made PREFIX a directory without runs
