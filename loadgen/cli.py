@@ -22,6 +22,7 @@ from loadgen.runrecord import record_target_urls, recorded_target_urls
 from loadgen.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
 from loadgen.seedenv import SEED_ENV_HELP, scenario_from_env, write_out_csv
 from loadgen.targets import PreflightError
+from loadgen.workloads import WorkloadError, load_texts
 
 __all__ = ["main"]
 
@@ -98,6 +99,7 @@ def grid(
         cells = expand(scenario, _parse_pairs(only, "--only"))
         for workload in scenario.workloads:
             resolve_locustfile(workload.locustfile)
+        _check_prompt_sources(scenario)
         if scenario.quality.enabled:
             build_prompts(scenario)  # a bad prompt source stops the run before any cell, not after all of them
     except ScenarioError as exc:
@@ -154,6 +156,17 @@ def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_cs
         for r in failed:
             console.print(f"  {_describe(r.cell)}: {r.status} {r.detail}", markup=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _check_prompt_sources(scenario: Scenario) -> None:
+    """A workload's `docs` must load now, not in every cell's Locust after the run has started."""
+    for workload in scenario.workloads:
+        docs = dict(workload.options).get("docs")
+        if docs:
+            try:
+                load_texts(docs)
+            except WorkloadError as exc:
+                raise ScenarioError(f"workload '{workload.name}': {exc}") from exc
 
 
 def _quality_pass(runner: GridRunner, console: Console) -> Path:

@@ -114,3 +114,43 @@ def test_resume_plans_against_the_recorded_urls_unless_overridden(tmp_path: Path
         main, ["grid", "--resume", str(run_dir), "--dry-run", "--target-url", "BF16=http://new:3"]
     )
     assert "--host http://new:3" in flag.output
+
+
+def test_a_missing_docs_file_stops_the_grid_up_front(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from loadgen.cli import main
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[scenario]\nname = "t"\nduration_s = 5\n\n[[targets]]\nlabel = "BF16"\nurl = "http://x:1"\n\n'
+        '[[workloads]]\nname = "batch"\nlocustfile = "locustfiles/batch.py"\nconcurrency = [1]\n'
+        f'max_new_tokens = [8]\noptions = {{ docs = "{tmp_path / "missing.txt"}" }}\n'
+    )
+    result = CliRunner().invoke(main, ["grid", str(scenario), "--dry-run"])
+    assert result.exit_code == 2 and "workload 'batch'" in result.output and "missing.txt" in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_request_timeout_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from locust.argument_parser import get_empty_argument_parser
+
+    from loadgen.options import add_arguments
+
+    parser = get_empty_argument_parser(add_help=False)
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--request-timeout", value])
+    assert f"--request-timeout: must be seconds > 0, got {value}" in capsys.readouterr().err
+
+
+def test_scenario_request_timeout_must_be_positive(tmp_path: Path) -> None:
+    from loadgen.scenario import ScenarioError, load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[scenario]\nname = "t"\nduration_s = 5\nrequest_timeout_s = 0\n\n[[targets]]\nlabel = "A"\nurl = "http://x:1"\n\n'
+        '[[workloads]]\nname = "batch"\nlocustfile = "locustfiles/batch.py"\nconcurrency = [1]\nmax_new_tokens = [8]\n'
+    )
+    with pytest.raises(ScenarioError, match="request_timeout_s: expected seconds > 0"):
+        load_scenario(path)
