@@ -301,7 +301,10 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
 
 
 def _from_locust_csv(cell: CellData) -> dict[str, Any]:
-    """Approximate figures from Locust's own CSVs (response_length = output tokens, times rounded)."""
+    """Approximate figures from Locust's own CSVs (response_length = output tokens, times rounded).
+
+    Locust rewrites `_stats.csv` on a timer, so it misses about the last second of requests: counts and
+    throughput from here run slightly low (see METRICS.md)."""
     stats = cell.locust_stats
     rows = stats[stats["Name"] != "Aggregated"]
     if rows.empty:

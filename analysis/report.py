@@ -7,6 +7,7 @@ HTML, StrictUndefined); `write_report` is the only function that touches the fil
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,22 @@ def _environment() -> jinja2.Environment:
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
     return env
+
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def md_text(value: Any) -> Any:
+    """A value as Markdown text: labels and messages come from users and servers, so they cannot open an
+    HTML tag (`<b>` → `&lt;b>`; a comparison such as `< 50` stays) or end a table cell (`|` → `\\|`)."""
+    if isinstance(value, str):
+        return _TAG_START.sub("&lt;", value).replace("|", "\\|")
+    return value
+
+
+def _markdown(env: jinja2.Environment) -> jinja2.Environment:
+    """The environment for the .md templates: every printed value passes through `md_text`."""
+    return env.overlay(finalize=md_text)
 
 
 def half_width(row: dict[str, Any], metric: str) -> float:
@@ -180,7 +197,7 @@ def _quality_context(a: Analysis, points: list[dict[str, Any]]) -> dict[str, Any
 
 def cost_text(a: Analysis) -> str:
     """The cost document (Assumptions, Chat, Batch, every cell, Savings, Narrative) as Markdown."""
-    return _environment().get_template("cost.md.j2").render(cost_context(a, _now()))
+    return _markdown(_environment()).get_template("cost.md.j2").render(cost_context(a, _now()))
 
 
 def _now() -> str:
@@ -244,6 +261,7 @@ def render(context: dict[str, Any]) -> dict[str, str]:
     """File name → text for index.html and the seed's Markdown artifacts."""
     env = _environment()
     out = {"index.html": env.get_template("index.html.j2").render(context)}
+    env = _markdown(env)
     files = context["files"]
     if context["pair"]:
         out[files["notes"]] = env.get_template("notes.md.j2").render(context)

@@ -128,3 +128,20 @@ def test_single_target_run_reports_without_comparison(tmp_path: Path) -> None:
     out = write_report(analyse(load_run(run), Options()), tmp_path / "out").parent
     assert "No comparison: needs two targets." in (out / "index.html").read_text()
     assert (out / "day004_chat_capacity_rtx16gb_bf16.csv").exists()
+
+
+def test_target_labels_cannot_inject_markup_into_the_markdown(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analysis.cli import main
+    from tests.unit.analysis.runbuilder import BF16, DEFAULT_CELLS, QUANT, build_run
+
+    evil = "QUANT<b>x</b>|y"
+    cells = {(evil if label == QUANT else label, w, u): spec for (label, w, u), spec in DEFAULT_CELLS.items()}
+    run = build_run(tmp_path, cells=cells, labels=(BF16, evil))
+    result = CliRunner().invoke(main, ["report", str(run), "--baseline", BF16, "--candidate", evil])
+    assert result.exit_code == 0, result.output
+    markdown = [p for p in (run / "report").iterdir() if p.suffix == ".md"]
+    assert markdown
+    texts = "".join(p.read_text() for p in markdown)
+    assert "<b>" not in texts and "QUANT&lt;b>x&lt;/b>\\|y" in texts
