@@ -344,6 +344,18 @@ class GridRunner:
             if self.on_progress is not None:
                 self.on_progress(cell, live)
 
+    def _unwritable(self, cell: Cell, exc: OSError) -> CellResult:
+        """The cell could not write its files: stop its Locust, leave its metadata "failed", not "running"."""
+        if self._child is not None and self._child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._child.pid, signal.SIGKILL)
+            self._child.wait()
+        self._child = None
+        cell_dir = self.run_dir / cell.relpath
+        detail = f"cannot write the run directory ({exc.strerror or exc}); free space, then --resume"
+        mark_failed_in_place(cell_dir, detail)
+        return CellResult(cell, "failed", detail, cell_dir)
+
     def target_alive(self, label: str) -> bool:
         target = next(t for t in self.scenario.targets if t.label == label)
         try:
@@ -364,7 +376,13 @@ class GridRunner:
             if cell.target.label in dead:
                 result = CellResult(cell, "skipped", f"target '{cell.target.label}' is down")
             else:
-                result = self.run_cell(cell)
+                try:
+                    result = self.run_cell(cell)
+                except OSError as exc:  # disk full, folder gone: this cell and every later one would fail alike
+                    results.append(self._unwritable(cell, exc))
+                    if on_done is not None:
+                        on_done(results[-1])
+                    break
                 if result.status != "interrupted" and not self.target_alive(cell.target.label):
                     dead.add(cell.target.label)
                     if result.status == "completed":
@@ -383,3 +401,22 @@ def _mark(cell_dir: Path, status: str) -> None:
     meta = json.loads(path.read_text())
     meta["status"] = status
     write_json_atomic(path, meta)
+
+
+def mark_failed_in_place(cell_dir: Path, detail: str) -> None:
+    """Best effort when the disk is full: a new file may be impossible, so rewrite the "running" status
+    inside the existing metadata.json in place (the same bytes, padded: no new blocks needed)."""
+    path = cell_dir / "metadata.json"
+    try:
+        meta = json.loads(path.read_text())
+        meta.update(status="failed", detail=detail)
+        write_json_atomic(path, meta)
+        return
+    except (OSError, ValueError):
+        pass
+    with contextlib.suppress(OSError), path.open("r+b") as fh:
+        raw = fh.read()
+        fixed = raw.replace(b'"status": "running"', b'"status": "failed" ', 1)
+        if fixed != raw:
+            fh.seek(0)
+            fh.write(fixed)

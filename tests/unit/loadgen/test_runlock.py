@@ -154,3 +154,37 @@ def test_scenario_request_timeout_must_be_positive(tmp_path: Path) -> None:
     )
     with pytest.raises(ScenarioError, match="request_timeout_s: expected seconds > 0"):
         load_scenario(path)
+
+
+def test_a_full_disk_leaves_the_cell_failed_not_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from loadgen import grid
+    from loadgen.scenario import expand, load_scenario
+    from loadgen.targets import TargetInfo
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[scenario]\nname = "t"\nduration_s = 5\n\n[[targets]]\nlabel = "A"\nurl = "http://127.0.0.1:9"\n\n'
+        '[[workloads]]\nname = "batch"\nlocustfile = "locustfiles/batch.py"\nconcurrency = [1, 2]\n'
+        "max_new_tokens = [8]\n\n[scrape]\nenabled = false\n"
+    )
+    scenario = load_scenario(path)
+    runner = grid.GridRunner(scenario, tmp_path / "run")
+    runner.target_info["A"] = TargetInfo("m", None, ("m",), None, False)
+    real_write = grid.write_json_atomic
+
+    def full_disk(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def write_once_then_full(target: Path, data: object) -> object:
+        monkeypatch.setattr(grid, "write_json_atomic", full_disk)  # the disk fills after the first write
+        return real_write(target, data)
+
+    monkeypatch.setattr(grid, "write_json_atomic", write_once_then_full)
+    monkeypatch.setattr(grid.subprocess, "Popen", full_disk)
+    results = runner.run(expand(scenario))
+    assert [r.status for r in results] == ["failed"]  # the grid stops: every later cell would fail alike
+    assert "No space left on device" in results[0].detail
+    meta = json.loads((results[0].path / "metadata.json").read_text())  # type: ignore[operator]
+    assert meta["status"] == "failed"
