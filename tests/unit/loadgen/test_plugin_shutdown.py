@@ -1,4 +1,4 @@
-"""The load generator's shutdown writes no client-health row (it would fall inside the window)."""
+"""Locust event glue: no client-health row at shutdown; a warning when a key meets an exposed web UI."""
 
 from __future__ import annotations
 
@@ -19,3 +19,22 @@ def test_shutdown_writes_no_health_row(tmp_path: Path) -> None:
     runtime.close()
     rows = (tmp_path / "run_client_h-1.csv").read_text().splitlines()
     assert len(rows) == 2  # the header and the row written while running; none at shutdown
+
+
+def test_an_exposed_web_ui_with_a_key_is_warned_about(caplog) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+    import logging
+
+    from loadgen import plugin
+
+    options = argparse.Namespace(web_host="0.0.0.0", master_bind_host="127.0.0.1", api_key="sk-secret", host=None)
+    runtime = LoadgenRuntime(Environment(user_classes=[], parsed_options=options))
+    with caplog.at_level(logging.WARNING):
+        plugin._guard_key(runtime, runner=None, web_ui=object())
+    assert "the web UI (--web-host 0.0.0.0) listens beyond this machine" in caplog.text
+    assert "sk-secret" not in caplog.text
+    caplog.clear()
+    options.web_host = "127.0.0.1"
+    with caplog.at_level(logging.WARNING):
+        plugin._guard_key(runtime, runner=None, web_ui=object())
+    assert caplog.text == ""
