@@ -7,6 +7,7 @@ Pure: a capacity table in, the same table with `adequate` (bool) and `adequacy` 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ def _rel_half_pct(value: float, low: float, high: float) -> float:
     return max(high - value, value - low) / abs(value) * 100.0
 
 
-def _ci_reasons(row: dict[str, Any], th: AdequacyThresholds) -> list[str]:
+def _ci_reasons(row: Mapping[Any, Any], th: AdequacyThresholds) -> list[str]:
     batches = int(_f(row.get("ci_batches")) or 0) if not math.isnan(_f(row.get("ci_batches"))) else 0
     if batches < MIN_BATCHES:
         return [
@@ -64,7 +65,7 @@ def _ci_reasons(row: dict[str, Any], th: AdequacyThresholds) -> list[str]:
     return out
 
 
-def reasons(row: dict[str, Any], th: AdequacyThresholds = DEFAULT_THRESHOLDS) -> list[str]:
+def reasons(row: Mapping[Any, Any], th: AdequacyThresholds = DEFAULT_THRESHOLDS) -> list[str]:
     """Why this cell cannot support a verdict; [] when it can."""
     status = str(row.get("status", ""))
     if status.startswith("no data") or row.get("source") == "none":

@@ -51,9 +51,9 @@ def gate_table(baseline: pd.DataFrame, candidate: pd.DataFrame, th: GateThreshol
             f"(cells are matched by {' × '.join(GATE_KEY)})"
         )
     rows = []
-    for key in keys.itertuples(index=False):
-        sel_b = (base[GATE_KEY] == pd.Series(key._asdict())).all(axis=1)
-        sel_c = (cand[GATE_KEY] == pd.Series(key._asdict())).all(axis=1)
+    for key in keys.to_dict("records"):
+        sel_b = (base[GATE_KEY] == pd.Series(key)).all(axis=1)
+        sel_c = (cand[GATE_KEY] == pd.Series(key)).all(axis=1)
         for metric, (direction, threshold) in th.limits().items():
             b, c = side_estimate(base[sel_b], metric), side_estimate(cand[sel_c], metric)
             ch = change(b, c)
@@ -63,7 +63,7 @@ def gate_table(baseline: pd.DataFrame, candidate: pd.DataFrame, th: GateThreshol
                 outcome = "inconclusive"
             rows.append(
                 {
-                    **key._asdict(),
+                    **{str(k): v for k, v in key.items()},
                     "metric": metric,
                     "baseline": b.value,
                     "candidate": c.value,
@@ -104,17 +104,16 @@ def gate_markdown(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
         "| target | workload | conc | tokens | metric | baseline | candidate | change [95% CI] | verdict | outcome |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in table.itertuples(index=False):
-        ci = (
-            ""
-            if math.isnan(r.change_ci95_low_pct)
-            else f" [{r.change_ci95_low_pct:+.1f}, {r.change_ci95_high_pct:+.1f}]"
-        )
-        pct = "—" if math.isnan(r.change_pct) else f"{r.change_pct:+.1f}%"
-        label = str(r.target_label).replace("|", "\\|").replace("<", "&lt;")
+    for r in table.to_dict("records"):
+        low, high, change_pct = float(r["change_ci95_low_pct"]), float(r["change_ci95_high_pct"]), float(r["change_pct"])
+        ci = "" if math.isnan(low) else f" [{low:+.1f}, {high:+.1f}]"
+        pct = "—" if math.isnan(change_pct) else f"{change_pct:+.1f}%"
+        label = str(r["target_label"]).replace("|", "\\|").replace("<", "&lt;")
+        reason = f": {r['reason']}" if r["reason"] else ""
         lines.append(
-            f"| {label} | {r.workload} | {r.concurrency:g} | {r.max_new_tokens:g} | {r.metric} | {_num(r.baseline)} "
-            f"| {_num(r.candidate)} | {pct}{ci} | {r.verdict} | {r.outcome}{': ' + r.reason if r.reason else ''} |"
+            f"| {label} | {r['workload']} | {float(r['concurrency']):g} | {float(r['max_new_tokens']):g} "
+            f"| {r['metric']} | {_num(float(r['baseline']))} | {_num(float(r['candidate']))} | {pct}{ci} "
+            f"| {r['verdict']} | {r['outcome']}{reason} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,7 @@ Pure: tables in, plain dicts and sentences out; templates only lay them out.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -85,7 +86,7 @@ def headline_points(cost: pd.DataFrame, compare: pd.DataFrame, baseline: str, ca
     return points
 
 
-def _interval(row: dict[str, Any], low: str, high: str) -> str:
+def _interval(row: Mapping[Any, Any], low: str, high: str) -> str:
     lo, hi = _num(row.get(low)), _num(row.get(high))
     return "" if math.isnan(lo) or math.isnan(hi) else f"[{lo:+.1f}, {hi:+.1f}]"
 
