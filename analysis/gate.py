@@ -105,7 +105,8 @@ def gate_markdown(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.to_dict("records"):
-        low, high, change_pct = float(r["change_ci95_low_pct"]), float(r["change_ci95_high_pct"]), float(r["change_pct"])
+        low, high = float(r["change_ci95_low_pct"]), float(r["change_ci95_high_pct"])
+        change_pct = float(r["change_pct"])
         ci = "" if math.isnan(low) else f" [{low:+.1f}, {high:+.1f}]"
         pct = "—" if math.isnan(change_pct) else f"{change_pct:+.1f}%"
         label = str(r["target_label"]).replace("|", "\\|").replace("<", "&lt;")
