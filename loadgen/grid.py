@@ -306,6 +306,7 @@ class GridRunner:
             wall_s=round(time.time() - t_start, 3),
             exit_code=rc,
             server_token_delta=delta,
+            server_prefix_cache=scraper.prefix_cache() if scraper is not None else None,
             metrics_error=scraper.error if scraper is not None else None,
         )
         completed = completed_requests(cell_dir)

@@ -173,6 +173,23 @@ def add_arguments(parser: Any) -> None:
         help="Benchmarks only: when the server stamps events with sim_emit_ns (the simulator's fixed-timing "
         "mode), also write client arrival minus server emission per event to PREFIX_emitlag_*.csv.",
     )
+    add(
+        "--unique-prompts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Start every prompt with a short random tag, so no two requests share a first token and a "
+        "server's prefix cache (on by default in vLLM) cannot serve resent documents from cache. The tag "
+        "fits inside --prompt-tokens. Default: true; --no-unique-prompts resends texts as they are.",
+    )
+    add(
+        "--shared-prefix-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Prepend the same N-token prefix (cut from the prompt source) to every prompt, before the "
+        "unique tag: traffic that shares a system prompt, whose prefix a server may cache. Adds to "
+        "--prompt-tokens. Default: 0 (nothing shared).",
+    )
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,8 @@ class Settings:
     request_log: str | None = None
     chat_turns: int = 1
     record_emit_lag: bool = False
+    unique_prompts: bool = True
+    shared_prefix_tokens: int = 0
 
     @classmethod
     def from_options(cls, options: Any, environ: Mapping[str, str] | None = None) -> Settings:
@@ -218,6 +237,8 @@ class Settings:
             request_log=request_log or None,
             chat_turns=max(1, int(get(options, "chat_turns", 1) or 1)),
             record_emit_lag=_bool(get(options, "record_emit_lag", False)),
+            unique_prompts=_bool(get(options, "unique_prompts", True)),
+            shared_prefix_tokens=max(0, int(get(options, "shared_prefix_tokens", 0) or 0)),
         )
 
     def auth_headers(self) -> dict[str, str]:

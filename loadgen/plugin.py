@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 import weakref
@@ -27,7 +28,16 @@ from loadgen.llmstats import LLMStats
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.requestlog import CsvRecordSink, process_tag
 from loadgen.webui import install_llm_tab
-from loadgen.workloads import PromptFitter, WorkloadError, chars_per_token, load_texts
+from loadgen.workloads import (
+    DEFAULT_CHARS_PER_TOKEN,
+    PromptFitter,
+    PromptShape,
+    WorkloadError,
+    chars_per_token,
+    load_texts,
+    shared_prefix_text,
+    unique_tag,
+)
 
 __all__ = ["LoadgenRuntime", "install", "runtime_for"]
 
@@ -59,6 +69,11 @@ class LoadgenRuntime:
         self._user_seq = 0
         self._model_lock = gevent.lock.Semaphore()
         self._fitter: PromptFitter | None = None
+        self._calibrated = False
+        self._ratio = DEFAULT_CHARS_PER_TOKEN
+        self._tag_tokens = 0
+        self._shared_prefix = ""
+        self._shape: PromptShape | None = None
         self._csv_writer: gevent.Greenlet | None = None
 
     @property
@@ -109,21 +124,49 @@ class LoadgenRuntime:
                 self.server.model = client.discover_model()
             return self.server.model
 
+    def _calibrate(self, client: LLMClient, model: str, sample_texts: list[str]) -> None:
+        """Once per process (under the model lock): chars per token from /tokenize when the server has
+        it, and how many tokens the unique tag takes, so the prompt budget can hold it."""
+        if self._calibrated:
+            return
+        sample = "\n\n".join(sample_texts[:3])[:20_000]
+        count = client.count_tokens(sample, model)
+        ratio = chars_per_token(sample, count or 0)
+        self.server.chars_per_token = ratio
+        logger.info("prompt length calibration: %.2f chars/token (%s)", ratio, "/tokenize" if count else "default")
+        self._tag_tokens = 0
+        if self.settings.unique_prompts:
+            tag = unique_tag()
+            with_tag = client.count_tokens(tag + sample, model) if count else None
+            self._tag_tokens = with_tag - count if with_tag and count else math.ceil(len(tag) / ratio)
+        if self.settings.shared_prefix_tokens:
+            prefix = shared_prefix_text(sample_texts, PromptFitter(self.settings.shared_prefix_tokens, ratio))
+            self._shared_prefix = prefix
+        self._ratio = ratio
+        self._calibrated = True
+
     def fitter(self, client: LLMClient, model: str, sample_texts: list[str]) -> PromptFitter | None:
-        """The --prompt-tokens fitter, calibrated once with the server's /tokenize when it has one."""
+        """The --prompt-tokens fitter, calibrated once; its target leaves room for the unique tag."""
         target = self.settings.prompt_tokens
         if not target:
             return None
         with self._model_lock:
             if self._fitter is None:
-                sample = "\n\n".join(sample_texts[:3])[:20_000]
-                count = client.count_tokens(sample, model)
-                ratio = chars_per_token(sample, count or 0)
-                self.server.chars_per_token = ratio
-                source = "/tokenize" if count else "default"
-                logger.info("prompt length calibration: %.2f chars/token (%s)", ratio, source)
-                self._fitter = PromptFitter(target, ratio)
+                self._calibrate(client, model, sample_texts)
+                self._fitter = PromptFitter(max(1, target - self._tag_tokens), self._ratio)
             return self._fitter
+
+    def prompt_shape(self, client: LLMClient | None, model: str | None, sample_texts: list[str]) -> PromptShape:
+        """What precedes every new prompt: the shared prefix (--shared-prefix-tokens), then a unique tag."""
+        if self._shape is None:
+            with self._model_lock:
+                if self.settings.shared_prefix_tokens and client is not None and model is not None:
+                    self._calibrate(client, model, sample_texts)
+                elif self.settings.shared_prefix_tokens and not self._shared_prefix:
+                    fitter = PromptFitter(self.settings.shared_prefix_tokens)
+                    self._shared_prefix = shared_prefix_text(sample_texts, fitter)
+                self._shape = PromptShape(unique=self.settings.unique_prompts, shared_prefix=self._shared_prefix)
+        return self._shape
 
     # -- recording ----------------------------------------------------------------------------------
 

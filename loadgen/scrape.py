@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["MetricsScraper", "scrape_once"]
+__all__ = ["MetricsScraper", "prefix_cache_delta", "scrape_once"]
 
 # The vLLM series a capacity report needs; histogram _sum/_count series are added as found.
 CORE_SERIES = {
@@ -29,6 +29,11 @@ CORE_SERIES = {
     "vllm:prompt_tokens": "prompt_tokens_total",
     "vllm:generation_tokens_total": "generation_tokens_total",
     "vllm:generation_tokens": "generation_tokens_total",
+    # Automatic prefix caching, in prompt tokens: queried, and found in the cache.
+    "vllm:prefix_cache_queries_total": "prefix_cache_queries_total",
+    "vllm:prefix_cache_queries": "prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total": "prefix_cache_hits_total",
+    "vllm:prefix_cache_hits": "prefix_cache_hits_total",
 }
 CORE_COLUMNS = [
     "running",
@@ -37,6 +42,8 @@ CORE_COLUMNS = [
     "preemptions_total",
     "prompt_tokens_total",
     "generation_tokens_total",
+    "prefix_cache_queries_total",
+    "prefix_cache_hits_total",
 ]
 
 
@@ -114,3 +121,15 @@ class MetricsScraper:
             key: self.last.get(f"{key}_tokens_total", 0.0) - self.first.get(f"{key}_tokens_total", 0.0)
             for key in ("generation", "prompt")
         }
+
+    def prefix_cache(self) -> dict[str, int] | None:
+        """The cell's prefix-cache counters (after `stop()`): {"hits", "queries"} in prompt tokens."""
+        return prefix_cache_delta(self.first, self.last)
+
+
+def prefix_cache_delta(first: dict[str, float] | None, last: dict[str, float] | None) -> dict[str, int] | None:
+    """{"hits": H, "queries": Q} between two scrapes; None when the server does not expose both counters."""
+    keys = {"hits": "prefix_cache_hits_total", "queries": "prefix_cache_queries_total"}
+    if first is None or last is None or not all(k in first and k in last for k in keys.values()):
+        return None
+    return {name: max(0, round(last[key] - first[key])) for name, key in keys.items()}

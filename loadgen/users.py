@@ -31,7 +31,8 @@ class LLMUser(FastHttpUser):
     """Streams one generation per task and records it exactly (see METRICS.md).
 
     Subclasses set `workload`, `default_max_new_tokens`, `default_source` (a file in loadgen/data),
-    implement `next_prompt()` and declare a task that calls `generate()`. Runs as a closed loop (no
+    implement `next_prompt()` (passing each new prompt's text through `fresh()`) and declare a task that
+    calls `generate()`. Runs as a closed loop (no
     think time) unless `wait_time` is overridden.
     """
 
@@ -114,6 +115,15 @@ class LLMUser(FastHttpUser):
         except RuntimeError:
             return PromptFitter(self.settings.prompt_tokens)
         return self.runtime.fitter(self.llm, model, self.texts())
+
+    def fresh(self, text: str) -> str:
+        """`text` as the start of a new prompt: behind the shared prefix (--shared-prefix-tokens) and a
+        random tag, so that by default no two requests share a first token (--no-unique-prompts: none)."""
+        try:
+            model: str | None = self.runtime.model(self.llm)
+        except RuntimeError:
+            model = None
+        return self.runtime.prompt_shape(self.llm, model, self.texts()).apply(text)
 
     # -- the request -------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import json
 import math
 import random
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,14 @@ __all__ = [
     "FOLLOW_UPS",
     "SUMMARIZE_INSTRUCTION",
     "PromptFitter",
+    "PromptShape",
     "WorkloadError",
     "chars_per_token",
     "draw_output_tokens",
     "load_texts",
+    "shared_prefix_text",
     "summarize_prompt",
+    "unique_tag",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -151,3 +155,28 @@ def draw_output_tokens(rng: random.Random, nominal: int, ratio: float) -> int:
     if not ratio:
         return nominal
     return rng.randint(max(1, math.floor(nominal * (1 - ratio))), math.ceil(nominal * (1 + ratio)))
+
+
+def unique_tag() -> str:
+    """A short random tag (`[0123456789ab] `) that makes a prompt unique from its first token on.
+
+    Random bits, not a seeded draw: tags must differ across processes, workers and runs, because a
+    server's prefix cache outlives a run.
+    """
+    return f"[{secrets.token_hex(6)}] "
+
+
+def shared_prefix_text(texts: list[str], fitter: PromptFitter) -> str:
+    """The identical prefix every prompt starts with under --shared-prefix-tokens (deterministic)."""
+    return fitter.fit(texts[0], texts[1:] or texts) + "\n\n"
+
+
+@dataclass(frozen=True)
+class PromptShape:
+    """What goes in front of every new prompt: the shared prefix (if asked), then a unique tag."""
+
+    unique: bool = True
+    shared_prefix: str = ""
+
+    def apply(self, text: str) -> str:
+        return f"{self.shared_prefix}{unique_tag() if self.unique else ''}{text}"

@@ -3,6 +3,7 @@
     locust -f locustfiles/batch.py --headless -u 32 -t 60s --csv out/batch
 
 Defaults: 256 new tokens, documents from loadgen/data/docs.txt (or --docs), length per --prompt-tokens.
+Every prompt starts with a random tag, so resent documents are never served from a prefix cache.
 """
 
 from locust import task
@@ -23,7 +24,7 @@ class BatchSummarizeUser(LLMUser):
         fitter = self.fitter()
         if fitter is not None:
             doc = fitter.fit(doc, docs)
-        return summarize_prompt(doc)
+        return self.fresh(summarize_prompt(doc))
 
     @task
     def summarize(self) -> None:

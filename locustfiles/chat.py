@@ -28,6 +28,7 @@ class ChatUser(LLMUser):
             fitter = self.fitter()
             if fitter is not None:
                 text = fitter.fit(text, prompts)
+            text = self.fresh(text)  # later turns resend it: a conversation's own prefix may be cached
             self.history = []
         else:
             text = FOLLOW_UPS[self.rng.randrange(len(FOLLOW_UPS))]

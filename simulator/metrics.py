@@ -80,6 +80,8 @@ class ServerMetrics:
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.preemptions = 0
+        self.prefix_cache_queries = 0
+        self.prefix_cache_hits = 0
         self.success_by_reason: dict[str, int] = {"stop": 0, "length": 0, "abort": 0, "error": 0}
         self.ttft = FastHistogram(TTFT_BUCKETS_S)
         self.e2e = FastHistogram(E2E_BUCKETS_S)
@@ -103,6 +105,16 @@ class ServerMetrics:
             ("vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens),
             ("vllm:generation_tokens", "Number of generation tokens processed.", self.generation_tokens),
             ("vllm:num_preemptions", "Cumulative number of preemption from the engine.", self.preemptions),
+            (
+                "vllm:prefix_cache_queries",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                self.prefix_cache_queries,
+            ),
+            (
+                "vllm:prefix_cache_hits",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                self.prefix_cache_hits,
+            ),
         ):
             counter = CounterMetricFamily(name, doc, labels=names)
             counter.add_metric(values, total)

@@ -26,6 +26,7 @@ from simulator.faults import FaultConfig, FaultPicker
 from simulator.http import Connection, Request
 from simulator.logprobs import LogprobModel, completion_choice_extras
 from simulator.metrics import CONTENT_TYPE, EmissionLagLog, ServerMetrics
+from simulator.prefixcache import PrefixCache
 from simulator.profiles import Profile
 from simulator.protocol import ApiError, GenerationRequest, error_body, parse_generation_request
 from simulator.render import VLLM_VERSION, EventRenderer
@@ -69,6 +70,7 @@ class SimServer:
         self.created = int(time.time())
         self.engine = Engine.from_profile(settings.profile, settings.max_num_seqs, settings.max_num_batched_tokens)
         self.metrics = ServerMetrics(settings.model_name, self._gauges)
+        self.prefix_cache = PrefixCache(self.engine.total_blocks)
         self.lag_log = EmissionLagLog(settings.emission_lag_log) if settings.emission_lag_log else None
         self.faults = FaultPicker(settings.faults, settings.seed)
         self.ctx = StreamContext(
@@ -206,6 +208,8 @@ class SimServer:
                 "the completion). Please reduce the length of the messages or completion.",
                 "BadRequestError",
             )
+        self.metrics.prefix_cache_queries += req.prompt_tokens
+        self.metrics.prefix_cache_hits += self.prefix_cache.lookup(req.prompt_text, req.prompt_tokens)
         headers = _id_header(request)
         fault = self.faults.pick()
         if fault in ("http_503", "http_429", "http_500"):

@@ -106,6 +106,8 @@ def test_smoke_grid_produces_every_file_per_cell(tmp_path: Path, simulator_facto
         assert requests["success"].all()
         # server-side truth equals what the client counted
         assert meta["server_token_delta"]["generation"] == requests["output_tokens"].sum()
+        # every prompt is unique from its first token: the server's prefix cache never hits
+        assert meta["server_prefix_cache"] == {"hits": 0, "queries": requests["prompt_tokens"].sum()}
         metrics = pd.read_csv(cell / "server_metrics.csv")
         assert {"running", "waiting", "kv_cache_usage_perc", "generation_tokens_total"} <= set(metrics.columns)
     assert "[1/4] running BF16 / batch / 4 users / 16 tok (ETA" in done.stderr
