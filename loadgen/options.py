@@ -30,6 +30,10 @@ def _bool(value: object) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _positive_or_none(value: Any) -> float | None:
+    return float(value) if value and float(value) > 0 else None
+
+
 def _ratio(value: str) -> float:
     ratio = float(value)
     if not 0.0 <= ratio < 1.0:
@@ -174,6 +178,31 @@ def add_arguments(parser: Any) -> None:
         "mode), also write client arrival minus server emission per event to PREFIX_emitlag_*.csv.",
     )
     add(
+        "--until-ci",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="End the run once the steady window's throughput_tok_s and p95 end-to-end latency both have a "
+        "95%% CI half-width of at most PCT %% of their value (batch means, checked at batch boundaries; "
+        "decided on the master from all workers' records), or at -t, which stays the cap. Writes the reason "
+        "to PREFIX_stop.json next to the request log. Default: off (run for -t).",
+    )
+    add(
+        "--warmup",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="Seconds from the first request that --until-ci leaves out of its window (the scenario's "
+        "warmup_s). Default: 0.",
+    )
+    add(
+        "--min-duration",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="With --until-ci: never stop before S seconds from the first request. Default: 0.",
+    )
+    add(
         "--unique-prompts",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -211,6 +240,9 @@ class Settings:
     request_log: str | None = None
     chat_turns: int = 1
     record_emit_lag: bool = False
+    until_ci_pct: float | None = None
+    warmup_s: float = 0.0
+    min_duration_s: float = 0.0
     unique_prompts: bool = True
     shared_prefix_tokens: int = 0
 
@@ -237,6 +269,9 @@ class Settings:
             request_log=request_log or None,
             chat_turns=max(1, int(get(options, "chat_turns", 1) or 1)),
             record_emit_lag=_bool(get(options, "record_emit_lag", False)),
+            until_ci_pct=_positive_or_none(get(options, "until_ci", None)),
+            warmup_s=float(get(options, "warmup", 0.0) or 0.0),
+            min_duration_s=float(get(options, "min_duration", 0.0) or 0.0),
             unique_prompts=_bool(get(options, "unique_prompts", True)),
             shared_prefix_tokens=max(0, int(get(options, "shared_prefix_tokens", 0) or 0)),
         )

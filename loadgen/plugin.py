@@ -27,6 +27,8 @@ from loadgen.clienthealth import ClientHealth
 from loadgen.llmstats import LLMStats
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.requestlog import CsvRecordSink, process_tag
+from loadgen.untilci import MESSAGE as UNTIL_CI_MESSAGE
+from loadgen.untilci import StopRule, UntilCI
 from loadgen.webui import install_llm_tab
 from loadgen.workloads import (
     DEFAULT_CHARS_PER_TOKEN,
@@ -74,6 +76,7 @@ class LoadgenRuntime:
         self._tag_tokens = 0
         self._shared_prefix = ""
         self._shape: PromptShape | None = None
+        self.until_ci: UntilCI | None = None
         self._csv_writer: gevent.Greenlet | None = None
 
     @property
@@ -212,6 +215,8 @@ class LoadgenRuntime:
             self.stats.log(request_type, name, rec.ttft_ms, rec.tpot_ms, rec.output_tokens)
         if self.sink is not None:
             self.sink.write_request(rec)
+        if self.until_ci is not None:
+            self.until_ci.record(rec)
 
     def record_lag_ms(self, lag_ms: float) -> None:
         if self.health is not None:
@@ -310,6 +315,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
         environment.events.worker_report.add_listener(
             lambda client_id, data, **_: rt.stats.merge(data.get("llm_stats") or {})
         )
+    _install_until_ci(environment, runner, rt)
     # `quit` fires after the runner has stopped every user, so interrupted requests are still logged.
     environment.events.quit.add_listener(lambda **_: _on_quit(rt))
     if web_ui is not None:
@@ -339,6 +345,23 @@ def _guard_key(rt: LoadgenRuntime, runner: Any, web_ui: Any) -> None:
         )
 
 
+def _install_until_ci(environment: Environment, runner: Any, rt: LoadgenRuntime) -> None:
+    """--until-ci: workers record and ship, the master (or the only process) decides and stops."""
+    settings = rt.settings
+    if not settings.until_ci_pct or runner is None:
+        return
+    role = "worker" if isinstance(runner, WorkerRunner) else "master" if isinstance(runner, MasterRunner) else "local"
+    rule = StopRule(settings.until_ci_pct, settings.warmup_s, settings.min_duration_s)
+    options = environment.parsed_options
+    prefix = settings.request_log or getattr(options, "request_log", None) or getattr(options, "csv_prefix", None)
+    rt.until_ci = UntilCI(environment, role, rule, prefix)
+    if role == "master":
+        runner.register_message(UNTIL_CI_MESSAGE, rt.until_ci.on_message)
+    if role != "worker":
+        until_ci = rt.until_ci
+        environment.events.quit.add_listener(lambda **_: until_ci.finish("stopped"))
+
+
 def _check_workloads(environment: Environment, rt: LoadgenRuntime) -> None:
     """Load every LLM user's prompt source now, so a bad --docs stops the run at start, naming the path."""
     for user_class in environment.user_classes or []:
@@ -358,6 +381,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     rt.stats.clear()
     if not isinstance(environment.runner, MasterRunner):
         rt.start_recording()
+    if rt.until_ci is not None:
+        rt.until_ci.start()
     if not isinstance(environment.runner, WorkerRunner):
         rt.start_llm_csv_writer()
 

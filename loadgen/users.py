@@ -146,6 +146,8 @@ class LLMUser(FastHttpUser):
             temperature=self.settings.temperature,
             ignore_eos=self.settings.ignore_eos,
         )
+        until_ci = self.runtime.until_ci
+        slot = until_ci.sending() if until_ci is not None else 0
         try:
             outcome = self.llm.generate(
                 self.api,
@@ -158,6 +160,9 @@ class LLMUser(FastHttpUser):
             # Stopped mid-request: keep the record (its tokens were generated), then let the kill proceed.
             self.runtime.record(exc.outcome, "POST", self.request_name, fire_event=False)
             raise gevent.GreenletExit() from None
+        finally:
+            if until_ci is not None:
+                until_ci.finished(slot)
         self.runtime.record(outcome, "POST", self.request_name)
         self._back_off(outcome)
         return outcome
