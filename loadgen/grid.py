@@ -30,6 +30,7 @@ from loadgen.runlock import child_preexec
 from loadgen.scenario import Cell, Scenario, ScenarioError
 from loadgen.scrape import MetricsScraper
 from loadgen.targets import PreflightError, TargetInfo, probe_target
+from loadgen.untilci import stop_file
 
 __all__ = [
     "CSV_PREFIX",
@@ -162,6 +163,10 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
     ]
     if scenario.workers > 1:
         cmd += ["--processes", str(scenario.workers)]
+    if scenario.auto_duration:  # -t above is max_duration_s, the cap
+        cmd += ["--until-ci", f"{scenario.target_ci_pct:g}", "--warmup", f"{scenario.warmup_s:g}"]
+        if scenario.min_duration_s:
+            cmd += ["--min-duration", f"{scenario.min_duration_s:g}"]
     for key, value in cell.workload.options:
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -278,6 +283,13 @@ class GridRunner:
             "started_at": datetime.now(UTC).isoformat(),
             "status": "running",
         }
+        if self.scenario.auto_duration:
+            meta.update(
+                duration_mode="auto",
+                max_duration_s=meta["duration_s"],
+                target_ci_pct=self.scenario.target_ci_pct,
+                min_duration_s=self.scenario.min_duration_s,
+            )
         write_json_atomic(cell_dir / "metadata.json", meta)
         scraper = None
         if self.scenario.scrape_metrics and info.metrics_available:
@@ -309,6 +321,8 @@ class GridRunner:
             server_prefix_cache=scraper.prefix_cache() if scraper is not None else None,
             metrics_error=scraper.error if scraper is not None else None,
         )
+        if self.scenario.auto_duration:
+            meta.update(_stop_metadata(cell_dir))
         completed = completed_requests(cell_dir)
         status, detail = cell_verdict(self.interrupted, rc, completed, cell_dir / "locust.log")
         meta.update(status=status, completed_requests=completed)
@@ -395,6 +409,20 @@ class GridRunner:
             if on_done is not None:
                 on_done(result)
         return results
+
+
+def _stop_metadata(cell_dir: Path) -> dict[str, Any]:
+    """What an auto-duration cell's PREFIX_stop.json says: why it stopped, and its actual run time as
+    `duration_s` (the end of the window the stopping rule decided on), which the analysis windows use."""
+    try:
+        stop = json.loads(stop_file(str(cell_dir / CSV_PREFIX)).read_text())
+    except (OSError, ValueError):
+        return {"stop_reason": None, "stopped_after_s": None}
+    out: dict[str, Any] = {"stop_reason": stop.get("stop_reason"), "stopped_after_s": stop.get("stopped_after_s")}
+    out["until_ci"] = stop
+    if isinstance(out["stopped_after_s"], int | float) and out["stopped_after_s"] > 0:
+        out["duration_s"] = float(out["stopped_after_s"])
+    return out
 
 
 def _mark(cell_dir: Path, status: str) -> None:

@@ -101,6 +101,11 @@ class Scenario:
     digest: str = ""
     quality: QualityConfig = field(default_factory=QualityConfig)
     source_text: str = field(default="", compare=False, repr=False)
+    # duration_s = "auto": each cell runs until its CIs are within target_ci_pct (--until-ci), at most
+    # max_duration_s (then duration_s holds that cap), never less than min_duration_s.
+    auto_duration: bool = False
+    target_ci_pct: float | None = None
+    min_duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,10 @@ def safe_name(text: str) -> str:
 _SCENARIO_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "name": ((str,), False),
     "description": ((str,), False),
-    "duration_s": ((int, float), True),
+    "duration_s": ((int, float, str), True),
+    "target_ci_pct": ((int, float), False),
+    "max_duration_s": ((int, float), False),
+    "min_duration_s": ((int, float), False),
     "warmup_s": ((int, float), False),
     "spawn_rate": ((int, float), False),
     "repeats": ((int,), False),
@@ -247,7 +255,8 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         )
     if not workloads:
         raise ScenarioError(f"{source}: no [[workloads]] defined (each needs name and locustfile)")
-    duration = float(sc["duration_s"])
+    auto, target_ci, min_duration = _auto_duration(source, sc)
+    duration = float(sc["max_duration_s"] if auto else sc["duration_s"])
     warmup = float(sc.get("warmup_s", 0.0))
     if duration <= 0 or warmup < 0 or warmup >= duration:
         raise ScenarioError(f"{source}: [scenario] needs duration_s > warmup_s >= 0 (got {duration}, {warmup})")
@@ -276,7 +285,33 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         description=sc.get("description", ""),
         digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         quality=quality,
+        auto_duration=auto,
+        target_ci_pct=target_ci,
+        min_duration_s=min_duration,
     )
+
+
+def _auto_duration(source: str, sc: dict[str, Any]) -> tuple[bool, float | None, float]:
+    """(auto, target_ci_pct, min_duration_s) from [scenario]; the auto-only keys need duration_s = "auto"."""
+    where = f"{source}: [scenario]"
+    value = sc["duration_s"]
+    if isinstance(value, str) and value != "auto":
+        raise ScenarioError(f'{where}.duration_s: expected a number of seconds or "auto", got {value!r}')
+    auto = value == "auto"
+    extra = [k for k in ("target_ci_pct", "max_duration_s", "min_duration_s") if k in sc]
+    if not auto:
+        if extra:
+            raise ScenarioError(f'{where}: {", ".join(extra)} only apply with duration_s = "auto"')
+        return False, None, 0.0
+    if "max_duration_s" not in sc:
+        raise ScenarioError(f'{where}: duration_s = "auto" needs max_duration_s (the longest a cell may run)')
+    target = float(sc.get("target_ci_pct", 5.0))
+    min_duration = float(sc.get("min_duration_s", 0.0))
+    if not 0 < target < 100:
+        raise ScenarioError(f"{where}.target_ci_pct: expected a percentage in (0, 100), got {target}")
+    if not 0 <= min_duration <= float(sc["max_duration_s"]):
+        raise ScenarioError(f"{where}.min_duration_s: expected 0 <= min_duration_s <= max_duration_s")
+    return True, target, min_duration
 
 
 def _quality(source: str, table: Any, targets: list[Target], workloads: list[Workload]) -> QualityConfig:

@@ -68,6 +68,8 @@ class CellEvidence:
 
     bins: dict[int, float] = field(default_factory=dict)
     requests: list[tuple[float, float, bool]] = field(default_factory=list)  # (start_wall_s, e2e_ms, success)
+    # t0, as the analysis takes it: the earliest start_wall_s of any record. Exact whenever a window is
+    # evaluated, since every request that started before the window's end has finished by then.
     first_send_s: float = math.inf
     complete_until: dict[str, float] = field(default_factory=dict)
 
@@ -263,7 +265,7 @@ def stop_record(
         stopped_after = now_s - first_send_s if known else 0.0
     return {
         "stop_reason": reason,
-        "stopped_after_s": round(stopped_after, 3),
+        "stopped_after_s": round(stopped_after, 6),
         "elapsed_s": round(now_s - first_send_s, 3) if known else None,
         "target_ci_pct": rule.target_pct,
         "warmup_s": rule.warmup_s,
@@ -307,9 +309,7 @@ class UntilCI:
     # recording (local and worker)
     def sending(self) -> int:
         self._seq += 1
-        now = self.clock()
-        self.in_flight[self._seq] = now
-        self.evidence.first_send_s = min(self.evidence.first_send_s, now)
+        self.in_flight[self._seq] = self.clock()
         return self._seq
 
     def finished(self, slot: int) -> None:

@@ -77,7 +77,10 @@ def test_sequential_order_and_only_filter() -> None:
     ("mutation", "message"),
     [
         (("duration_s = 10", "duration_s = 10\nfoo = 1"), r"\[scenario\]: unknown key 'foo' \(allowed: .*duration_s"),
-        (("duration_s = 10", 'duration_s = "ten"'), r"\[scenario\].duration_s: expected number, got str"),
+        (
+            ("duration_s = 10", 'duration_s = "ten"'),
+            r'\[scenario\].duration_s: expected a number of seconds or "auto", got \'ten\'',
+        ),
         (('url = "http://127.0.0.1:9"', 'url = "127.0.0.1:9"'), r"\[\[targets\]\] #1.url: expected http"),
         (("concurrency = [16, 32]", "concurrency = [0]"), r"#1.concurrency: expected a non-empty list of positive"),
         (('name = "chat"', 'name = "chat"\napi = "grpc"'), r"#2.api: 'grpc' is not one of completions, chat"),
@@ -133,3 +136,31 @@ def test_workload_options_are_checked() -> None:
     assert dict(scenario_from_text(ranged, "x.toml", "x").workloads[1].options) == {"output_range_ratio": 0.5}
     with pytest.raises(ScenarioError, match=r"x.toml: \[\[workloads\]\] #2.options.output_range_ratio: expected"):
         scenario_from_text(ranged.replace("0.5", "1.0"), "x.toml", "x")
+
+
+def test_auto_duration_runs_until_the_ci_target_capped_at_max_duration(tmp_path: Path) -> None:
+    from loadgen.grid import locust_command
+
+    auto = MINIMAL.replace("duration_s = 10", 'duration_s = "auto"\nmax_duration_s = 300\nmin_duration_s = 30')
+    sc = scenario_from_text(auto, "s.toml", "s")
+    assert sc.auto_duration and sc.target_ci_pct == 5.0 and sc.duration_s == 300 and sc.min_duration_s == 30
+    cmd = locust_command(sc, expand(sc)[0], tmp_path, "m")
+    assert cmd[cmd.index("-t") + 1] == "300s" and cmd[cmd.index("--until-ci") + 1] == "5"
+    assert cmd[cmd.index("--warmup") + 1] == "2" and cmd[cmd.index("--min-duration") + 1] == "30"
+    fixed = scenario_from_text(MINIMAL, "s.toml", "s")
+    assert not fixed.auto_duration and "--until-ci" not in locust_command(fixed, expand(fixed)[0], tmp_path, "m")
+
+
+@pytest.mark.parametrize(
+    ("replacement", "message"),
+    [
+        ('duration_s = "auto"', "needs max_duration_s"),
+        ('duration_s = "long"', 'expected a number of seconds or "auto"'),
+        ("duration_s = 10\ntarget_ci_pct = 5", 'only apply with duration_s = "auto"'),
+        ('duration_s = "auto"\nmax_duration_s = 60\ntarget_ci_pct = 0', "target_ci_pct: expected a percentage"),
+        ('duration_s = "auto"\nmax_duration_s = 60\nmin_duration_s = 90', "min_duration_s"),
+    ],
+)
+def test_auto_duration_errors(replacement: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message.replace("(", r"\(")):
+        scenario_from_text(MINIMAL.replace("duration_s = 10", replacement), "s.toml", "s")
