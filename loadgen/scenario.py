@@ -38,6 +38,8 @@ WORKLOAD_OPTIONS: dict[str, tuple[type, ...]] = {
     "temperature": (int, float),
     "ignore_eos": (bool,),
     "chat_turns": (int,),
+    "unique_prompts": (bool,),
+    "shared_prefix_tokens": (int,),
 }
 APIS = ("completions", "chat")
 
