@@ -91,6 +91,9 @@ def render(out: Path) -> str:
         lines += _simulator(sim)
     if cov:
         lines += coverage_section(cov)
+    pfx = _load(out, "vllm_prefix_cache.json")
+    if pfx:
+        lines += _prefix_cache(pfx)
     if cap and cap.get("profiles"):
         lines += ["## Profiles (py-spy, the limit)", ""]
         for kind, text in cap["profiles"].items():
@@ -335,6 +338,35 @@ def _simulator(sim: dict[str, Any]) -> list[str]:
         f"| {sim.get('load_average_driver', [['–']])[0][0]} |",
         "",
     ]
+
+
+def _prefix_cache(pfx: dict[str, Any]) -> list[str]:
+    shape = pfx["shape"]
+    rows = [
+        ("ours (batch.py, unique prompts: the default)", pfx["ours"]),
+        ("`vllm bench serve --dataset-name random`", pfx["vllm_bench_serve"]),
+        ("ours with --no-unique-prompts (documents resent: the old behaviour)", pfx["ours_resend"]),
+    ]
+    lines = [
+        "## 7. Real vLLM with prefix caching on",
+        "",
+        f"`{pfx.get('command', 'benchmarks/vllm_prefix_cache.py')}`: {pfx['server']}; {shape['users']} users / "
+        f"max concurrency, ~{shape['prompt_tokens']}-token prompts, {shape['output_tokens']} output tokens "
+        f"(±{shape['output_range_ratio']:.0%}, ignore_eos, greedy), our cells {shape['duration_s']} s with "
+        f"{shape['warmup_s']} s warm-up, run back to back. Hit rate = Δ`vllm:prefix_cache_hits_total` ÷ "
+        "Δ`vllm:prefix_cache_queries_total` (prompt tokens).",
+        "",
+        "| client | output tok/s | vs `vllm bench serve` | TTFT p50 (ms) | prefix-cache hit rate |",
+        "|---|---|---|---|---|",
+    ]
+    peer = pfx["vllm_bench_serve"]["throughput_tok_s"]
+    for name, d in rows:
+        rate = d.get("hit_rate")
+        lines.append(
+            f"| {name} | {_f(d['throughput_tok_s'], 1)} | {d['throughput_tok_s'] / peer:.2f}× "
+            f"| {_f(d.get('ttft_p50_ms'), 0)} | {'–' if rate is None else f'{rate:.1%}'} |"
+        )
+    return [*lines, "", f"Load average (1, 5, 15 min) at start: {pfx.get('load_average_start', '–')}", ""]
 
 
 if __name__ == "__main__":
