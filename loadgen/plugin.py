@@ -381,6 +381,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     rt.stats.clear()
     if not isinstance(environment.runner, MasterRunner):
         rt.start_recording()
+    if rt.until_ci is None and isinstance(environment.runner, WorkerRunner):
+        # A worker started on its own gets --until-ci with the options the master forwards at start.
+        _install_until_ci(environment, environment.runner, rt)
     if rt.until_ci is not None:
         rt.until_ci.start()
     if not isinstance(environment.runner, WorkerRunner):
