@@ -366,6 +366,15 @@ def _prefix_cache(pfx: dict[str, Any]) -> list[str]:
             f"| {name} | {_f(d['throughput_tok_s'], 1)} | {d['throughput_tok_s'] / peer:.2f}× "
             f"| {_f(d.get('ttft_p50_ms'), 0)} | {'–' if rate is None else f'{rate:.1%}'} |"
         )
+    attempts = pfx.get("attempts") or []
+    if attempts:
+        pairs = "; ".join(
+            f"{a['ours']['throughput_tok_s']:.1f} vs {a['vllm_bench_serve']['throughput_tok_s']:.1f}" for a in attempts
+        )
+        lines += [
+            "",
+            f"Each attempt, ours vs `vllm bench serve` (tok/s, back to back; the table shows medians): {pairs}.",
+        ]
     return [*lines, "", f"Load average (1, 5, 15 min) at start: {pfx.get('load_average_start', '–')}", ""]
 
 
