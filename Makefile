@@ -26,13 +26,13 @@ test: setup vllm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check simulator loadgen analysis locustfiles tests scripts
-	$(VENV)/bin/ruff format --check simulator loadgen analysis locustfiles tests scripts
+	$(VENV)/bin/ruff check simulator loadgen orchestrator analysis runformat locustfiles tests scripts
+	$(VENV)/bin/ruff format --check simulator loadgen orchestrator analysis runformat locustfiles tests scripts
 	$(VENV)/bin/mypy
 
 format: setup
-	$(VENV)/bin/ruff format simulator loadgen analysis locustfiles tests scripts
-	$(VENV)/bin/ruff check --fix simulator loadgen analysis locustfiles tests scripts
+	$(VENV)/bin/ruff format simulator loadgen orchestrator analysis runformat locustfiles tests scripts
+	$(VENV)/bin/ruff check --fix simulator loadgen orchestrator analysis runformat locustfiles tests scripts
 
 # Both default targets in the foreground: the seed's BF16 server on :8000 and its quantized twin on :8001.
 sim: setup

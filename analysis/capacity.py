@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
 from analysis.traces import ids_in, pooled_itl_ms
 from analysis.uncertainty import CellCI, cell_ci, completion_sync, tokens_per_bin
+from runformat.records import INTERRUPTED_PREFIX
 
 __all__ = [
     "CAPACITY_COLUMNS",
@@ -199,9 +200,6 @@ def _key(cell: CellData, requests: pd.DataFrame) -> dict[str, Any]:
         "max_new_tokens": meta.get("max_new_tokens") or first("max_new_tokens"),
         "repeat": meta.get("repeat", 0),
     }
-
-
-INTERRUPTED_PREFIX = "interrupted:"
 
 
 def _interrupted(req: pd.DataFrame) -> np.ndarray:

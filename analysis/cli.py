@@ -20,6 +20,7 @@ from analysis.run import load_run
 from analysis.slo import SloSpec
 from analysis.tables import capacity_from_paths
 from analysis.writing import write_csv_atomic, write_text_atomic
+from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
 
 __all__ = ["main"]
 
@@ -313,7 +314,7 @@ def quality(
     data = load_quality(run_dir)
     if data is None:
         raise InputError(
-            f"{run_dir}: no quality pass (expected {run_dir / 'quality' / 'manifest.json'}); "
+            f"{run_dir}: no quality pass (expected {run_dir / QUALITY_DIR / QUALITY_MANIFEST}); "
             "run: python -m loadgen quality SCENARIO --run-dir RUN"
         )
     if worst_n < 0:

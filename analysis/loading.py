@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis.errors import InputError
+from runformat.layout import COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE
+from runformat.records import CLIENT_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
 
 __all__ = [
     "ANALYSIS_REQUEST_COLUMNS",
@@ -32,36 +34,8 @@ __all__ = [
     "read_tokens",
 ]
 
-METADATA_FILE = "metadata.json"
-COMPLETE_MARKER = "COMPLETE"
-
-# The per-request log written by loadgen.requestlog: its columns in order and the type of each. A value
-# that does not parse as its type rejects the file, naming row and column; "flag" accepts exactly what
-# the writer writes (0 or 1).
-REQUEST_SCHEMA = {
-    "request_id": "text",
-    "target_label": "text",
-    "workload": "text",
-    "api": "text",
-    "max_new_tokens": "integer",
-    "start_wall_s": "number",
-    "t_send_s": "number",
-    "ttft_ms": "number",
-    "e2e_ms": "number",
-    "tpot_ms": "number",
-    "itl_mean_ms": "number",
-    "itl_p99_ms": "number",
-    "prompt_tokens": "integer",
-    "output_tokens": "integer",
-    "tokens_source": "text",
-    "finish_reason": "text",
-    "http_status": "integer",
-    "success": "flag",
-    "error": "text",
-    "user_id": "text",
-    "worker_id": "text",
-    "retry_after_s": "number",
-}
+# The per-request log's columns and types come from the run-format contract. A value that does not parse
+# as its type rejects the file, naming row and column; "flag" accepts exactly what the writer writes.
 REQUEST_COLUMNS = list(REQUEST_SCHEMA)
 _REQUIRED_REQUEST_COLUMNS = [
     "request_id",
@@ -84,14 +58,7 @@ ANALYSIS_REQUEST_COLUMNS = [
     "tokens_source",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
-CLIENT_SCHEMA = {
-    "wall_s": "number",
-    "cpu_pct": "number",
-    "dispatch_lag_p99_ms": "number",
-    "dispatch_lag_max_ms": "number",
-    "active_users": "integer",
-}
-_TOKENS_SCHEMA = {"request_id": "text", "arrivals_ms": "text", "counts": "text"}
+_TOKENS_SCHEMA = TOKEN_SCHEMA
 _ARROW_TYPES = {"text": pa.string(), "number": pa.float64(), "integer": pa.int64(), "flag": pa.bool_()}
 _EXPECTED = {"number": "a number", "integer": "a whole number", "flag": "0 or 1"}
 _NOT_EMPTY = frozenset(("flag",))
@@ -163,7 +130,7 @@ def _cell_from_metadata(meta_path: Path) -> Cell:
         raise InputError(f"{meta_path}: unreadable cell metadata ({exc})") from exc
     if not isinstance(metadata, dict):
         raise InputError(f"{meta_path}: expected a JSON object")
-    return Cell(prefix=meta_path.parent / str(metadata.get("csv_prefix", "locust")), metadata=metadata)
+    return Cell(prefix=meta_path.parent / str(metadata.get("csv_prefix", CSV_PREFIX)), metadata=metadata)
 
 
 def _header(path: Path) -> list[str]:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.textsim import compare_texts
+from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
 
 __all__ = [
     "ACCEPTANCE_NOTE",
@@ -97,8 +98,8 @@ class QualityRun:
 
 def load_quality(run_dir: Path) -> QualityRun | None:
     """RUN/quality as tables; None when the run has no finished quality pass (no manifest)."""
-    qdir = run_dir / "quality"
-    manifest_path = qdir / "manifest.json"
+    qdir = run_dir / QUALITY_DIR
+    manifest_path = qdir / QUALITY_MANIFEST
     if not manifest_path.is_file():
         return None
     try:

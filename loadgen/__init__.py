@@ -1,1 +1,2 @@
-"""Locust-side machinery: SSE parsing and timing, workloads, request logs, Locust glue, the grid runner."""
+"""The code that runs inside each Locust process: APIs, SSE reading and timing, workloads, request records,
+Locust event glue, the web UI's LLM tab and the live stopping rule."""

@@ -1,6 +1,6 @@
-"""`python -m loadgen` entry point."""
+"""`python -m loadgen grid|quality|options`: kept for the README's commands; the orchestrator runs them."""
 
-from loadgen.cli import main
+from orchestrator.cli import main
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from loadgen.requestlog import RequestRecord
 from loadgen.sse import preview
 from loadgen.stream import StreamResult, read_chunks
 from loadgen.timing import RequestTiming
+from runformat.records import INTERRUPTED_PREFIX
 
 __all__ = ["ClientIdentity", "GenerationInterrupted", "GenerationOutcome", "LLMClient", "ServerState"]
 
@@ -236,7 +237,7 @@ class LLMClient:
             record.error = f"connection closed before a response ({exc})"
             return None, True
         except gevent.GreenletExit:
-            record.error = "interrupted: user stopped before a response"
+            record.error = f"{INTERRUPTED_PREFIX} user stopped before a response"
             raise GenerationInterrupted(self._interrupted(record, result, None)) from None
         except Exception as exc:
             record.error = _transport_reason(exc, self.timeout_s)
@@ -267,7 +268,7 @@ class LLMClient:
             finally:
                 body_reader.close()
         except gevent.GreenletExit:
-            record.error = "interrupted: user stopped mid-stream"
+            record.error = f"{INTERRUPTED_PREFIX} user stopped mid-stream"
             raise GenerationInterrupted(self._interrupted(record, result, status)) from None
         except Exception as exc:
             where = "mid-stream" if result.timing.arrivals else "before the first token"

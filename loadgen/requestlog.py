@@ -19,6 +19,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import IO, Protocol
 
+from runformat.records import CLIENT_COLUMNS, EMIT_LAG_COLUMNS, REQUEST_COLUMNS, TOKEN_COLUMNS
+
 __all__ = [
     "CLIENT_COLUMNS",
     "REQUEST_COLUMNS",
@@ -28,34 +30,6 @@ __all__ = [
     "RowWriter",
     "process_tag",
 ]
-
-REQUEST_COLUMNS = (
-    "request_id",
-    "target_label",
-    "workload",
-    "api",
-    "max_new_tokens",
-    "start_wall_s",
-    "t_send_s",
-    "ttft_ms",
-    "e2e_ms",
-    "tpot_ms",
-    "itl_mean_ms",
-    "itl_p99_ms",
-    "prompt_tokens",
-    "output_tokens",
-    "tokens_source",
-    "finish_reason",
-    "http_status",
-    "success",
-    "error",
-    "user_id",
-    "worker_id",
-    "retry_after_s",
-)
-TOKEN_COLUMNS = ("request_id", "arrivals_ms", "counts")
-CLIENT_COLUMNS = ("wall_s", "cpu_pct", "dispatch_lag_p99_ms", "dispatch_lag_max_ms", "active_users")
-EMIT_LAG_COLUMNS = ("request_id", "emit_lag_us")
 
 
 class RowWriter(Protocol):

@@ -20,17 +20,17 @@ its records are complete — and the master decides for the whole cell's load an
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runformat.atomic import write_json_atomic
 from runformat.batchmeans import BATCH_LIFETIMES, MIN_BATCHES, batch_count, batch_means_ci, proportion_band
+from runformat.layout import stop_file
 
 __all__ = [
     "BIN_S",
@@ -238,18 +238,8 @@ class StopRule:
 # -- the result file ---------------------------------------------------------------------------------------
 
 
-def stop_file(prefix: str) -> Path:
-    """PREFIX_stop.json: why a --until-ci run stopped (next to the request log)."""
-    return Path(f"{prefix}_stop.json")
-
-
 def write_stop_file(prefix: str, record: dict[str, Any]) -> Path:
-    path = stop_file(prefix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(stop_file(prefix), record)
 
 
 def stop_record(

@@ -180,7 +180,7 @@ def _locust_pid(runs: Path) -> int | None:
 
 
 def test_sigkill_then_resume(tmp_path: Path, simulator_factory) -> None:  # type: ignore[no-untyped-def]
-    from loadgen.runlock import pid_alive
+    from orchestrator.runlock import pid_alive
 
     sim = simulator_factory()
     scenario = tmp_path / "k.toml"

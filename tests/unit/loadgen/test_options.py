@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from locust.argument_parser import get_empty_argument_parser
 
-from loadgen.cli import main
 from loadgen.options import Credential, Settings, add_arguments, origin
+from orchestrator.cli import main
 
 
 def test_options_command_lists_every_suite_option() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loadgen.scrape import prefix_cache_delta
 from loadgen.workloads import PromptFitter, PromptShape, shared_prefix_text, unique_tag
+from orchestrator.scrape import prefix_cache_delta
 from simulator.prefixcache import PrefixCache
 
 DOC = " ".join(f"word{i}" for i in range(400))

@@ -15,14 +15,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from loadgen.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
-from loadgen.quality import build_prompts, run_quality
-from loadgen.runlock import RunLocked, hold_run_lock
-from loadgen.runrecord import record_target_urls, recorded_target_urls
-from loadgen.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
-from loadgen.seedenv import SEED_ENV_HELP, scenario_from_env, write_out_csv
-from loadgen.targets import PreflightError
 from loadgen.workloads import WorkloadError, load_texts
+from orchestrator.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
+from orchestrator.quality import build_prompts, run_quality
+from orchestrator.runlock import RunLocked, hold_run_lock
+from orchestrator.runrecord import record_target_urls, recorded_target_urls
+from orchestrator.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
+from orchestrator.seedenv import SEED_ENV_HELP, scenario_from_env
+from orchestrator.targets import PreflightError
+from runformat.layout import CellStatus
 
 __all__ = ["main"]
 
@@ -140,10 +141,12 @@ def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_cs
     results = _run_with_progress(runner, cells, console)
     if scenario.quality.enabled and not runner.interrupted:
         _quality_pass(runner, console)
-    failed = [r for r in results if r.status != "completed"]
+    failed = [r for r in results if r.status != CellStatus.COMPLETED]
     console.print(f"run directory: {run_dir}", soft_wrap=True, markup=False)
     if out_csv is not None:
-        write_out_csv(run_dir, out_csv)
+        from analysis.tables import seed_capacity_csv  # the one place the orchestrator calls analysis
+
+        seed_capacity_csv(run_dir, out_csv)
         console.print(f"capacity CSV: {out_csv}", soft_wrap=True, markup=False)
     print(run_dir)
     if runner.interrupted:
@@ -262,7 +265,7 @@ def _load(scenario_path: Path | None, resume_dir: Path | None) -> tuple[Scenario
 
 
 def _print_plan(scenario: Scenario, cells: list[Cell]) -> None:
-    from loadgen.grid import locust_command
+    from orchestrator.grid import locust_command
 
     total_s = len(cells) * scenario.duration_s
     click.echo(f"scenario {scenario.name} ({scenario.digest}): {len(cells)} cell(s), ~{total_s / 60:.1f} min of load")
@@ -309,7 +312,7 @@ def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) 
     def on_done(result: CellResult) -> None:
         done.append(result)
         progress.advance(task)
-        colour = "green" if result.status == "completed" else "red"
+        colour = "green" if result.status == CellStatus.COMPLETED else "red"
         stats = f"last {last.tok_s:,.0f} tok/s, {last.requests} req, {last.failures} failures"
         progress.console.print(
             f"[{len(done)}/{total}] [{colour}]{result.status}[/] {escape(_describe(result.cell))} ({stats}) "

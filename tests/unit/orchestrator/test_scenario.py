@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.scenario import ScenarioError, expand, load_scenario, scenario_from_text, with_target_urls
-from loadgen.seedenv import scenario_from_env
+from orchestrator.scenario import ScenarioError, expand, load_scenario, scenario_from_text, with_target_urls
+from orchestrator.seedenv import scenario_from_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -139,7 +139,7 @@ def test_workload_options_are_checked() -> None:
 
 
 def test_auto_duration_runs_until_the_ci_target_capped_at_max_duration(tmp_path: Path) -> None:
-    from loadgen.grid import locust_command
+    from orchestrator.grid import locust_command
 
     auto = MINIMAL.replace("duration_s = 10", 'duration_s = "auto"\nmax_duration_s = 300\nmin_duration_s = 30')
     sc = scenario_from_text(auto, "s.toml", "s")

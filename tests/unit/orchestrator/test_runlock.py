@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.grid import cell_verdict, completed_requests, fresh_cell_dir
-from loadgen.runlock import LOCK_FILE, RunLocked, hold_run_lock, live_locust, pid_alive
-from loadgen.runrecord import record_target_urls, recorded_target_urls
+from orchestrator.grid import cell_verdict, completed_requests, fresh_cell_dir
+from orchestrator.runlock import LOCK_FILE, RunLocked, hold_run_lock, live_locust, pid_alive
+from orchestrator.runrecord import record_target_urls, recorded_target_urls
 
 
 def _cell(run_dir: Path, **meta: object) -> Path:
@@ -98,7 +98,7 @@ def test_resume_uses_the_recorded_urls_and_records_overrides(tmp_path: Path) -> 
 def test_resume_plans_against_the_recorded_urls_unless_overridden(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from loadgen.cli import main
+    from orchestrator.cli import main
 
     run_dir = tmp_path / "t-20260101T000000Z"
     run_dir.mkdir()
@@ -119,7 +119,7 @@ def test_resume_plans_against_the_recorded_urls_unless_overridden(tmp_path: Path
 def test_a_missing_docs_file_stops_the_grid_up_front(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from loadgen.cli import main
+    from orchestrator.cli import main
 
     scenario = tmp_path / "s.toml"
     scenario.write_text(
@@ -145,7 +145,7 @@ def test_request_timeout_must_be_positive(value: str, capsys: pytest.CaptureFixt
 
 
 def test_scenario_request_timeout_must_be_positive(tmp_path: Path) -> None:
-    from loadgen.scenario import ScenarioError, load_scenario
+    from orchestrator.scenario import ScenarioError, load_scenario
 
     path = tmp_path / "s.toml"
     path.write_text(
@@ -159,9 +159,9 @@ def test_scenario_request_timeout_must_be_positive(tmp_path: Path) -> None:
 def test_a_full_disk_leaves_the_cell_failed_not_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from loadgen import grid
-    from loadgen.scenario import expand, load_scenario
-    from loadgen.targets import TargetInfo
+    from orchestrator import grid
+    from orchestrator.scenario import expand, load_scenario
+    from orchestrator.targets import TargetInfo
 
     path = tmp_path / "s.toml"
     path.write_text(

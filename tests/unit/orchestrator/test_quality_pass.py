@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.quality import build_prompts, reference_label, reference_logprobs
-from loadgen.scenario import ScenarioError, scenario_from_text
-from tests.unit.loadgen.test_scenario import MINIMAL
+from orchestrator.quality import build_prompts, reference_label, reference_logprobs
+from orchestrator.scenario import ScenarioError, scenario_from_text
+from tests.unit.orchestrator.test_scenario import MINIMAL
 
 
 def _scenario(quality: str):  # type: ignore[no-untyped-def]

@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.writing import write_json_atomic, write_text_atomic
 from loadgen.apis import GenerationParams, Prompt, get_api
-from loadgen.scenario import Scenario, ScenarioError, Target, Workload, safe_name
 from loadgen.workloads import DATA_DIR, PromptFitter, WorkloadError, load_texts, summarize_prompt
+from orchestrator.scenario import Scenario, ScenarioError, Target, Workload, safe_name
+from runformat.atomic import write_json_atomic, write_text_atomic
+from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
 
 __all__ = [
     "MANIFEST",
@@ -38,7 +39,7 @@ __all__ = [
     "run_quality",
 ]
 
-MANIFEST = "manifest.json"
+MANIFEST = QUALITY_MANIFEST
 # Which prompts a workload's locustfile sends: (default source in loadgen/data, documents to summarize?).
 _KINDS = {"batch": ("docs.txt", True), "chat": ("chat_prompts.jsonl", False)}
 
@@ -53,7 +54,7 @@ class QualityPrompt:
 
 
 def quality_dir(run_dir: Path) -> Path:
-    return run_dir / "quality"
+    return run_dir / QUALITY_DIR
 
 
 def reference_label(scenario: Scenario) -> str:

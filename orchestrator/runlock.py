@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis.writing import write_json_atomic
+from runformat.atomic import write_json_atomic
+from runformat.layout import METADATA_FILE, RUN_LOCK
 
 __all__ = ["LOCK_FILE", "RunLocked", "child_preexec", "hold_run_lock", "live_locust", "pid_alive"]
 
-LOCK_FILE = "RUN_LOCK"
+LOCK_FILE = RUN_LOCK
 _PR_SET_PDEATHSIG = 1
 
 
@@ -71,7 +72,7 @@ def live_locust(run_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list
     the system can tell (Linux /proc)."""
     found = []
     host = platform.node()
-    for meta_path in sorted(run_dir.rglob("metadata.json")):
+    for meta_path in sorted(run_dir.rglob(METADATA_FILE)):
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):

@@ -1,7 +1,7 @@
 """The seed workflow's interface: `GPU_NAME=... OUT_CSV=... URL=.../v1/completions make grid`.
 
 The environment becomes a one-target batch scenario (the seed's reduced grid: 16 and 32 users × 256
-new tokens); after the grid, the capacity table from the analysis package is written to OUT_CSV.
+new tokens); after the grid, the CLI writes the analysis package's capacity table to OUT_CSV.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadgen.scenario import Scenario, ScenarioError, scenario_from_text
+from orchestrator.scenario import Scenario, ScenarioError, scenario_from_text
 
-__all__ = ["SEED_ENV_HELP", "scenario_from_env", "write_out_csv"]
+__all__ = ["SEED_ENV_HELP", "scenario_from_env"]
 
 SEED_ENV_HELP = (
     "URL (http://HOST:PORT/v1/completions or /v1/chat/completions), GPU_NAME (the target label), "
@@ -76,10 +76,3 @@ def scenario_from_env(env: Mapping[str, str]) -> tuple[Scenario, Path | None]:
     scenario = scenario_from_text("\n".join(lines) + "\n", "environment (URL/GPU_NAME)", "seed")
     out_csv = Path(env["OUT_CSV"]).expanduser() if env.get("OUT_CSV") else None
     return scenario, out_csv
-
-
-def write_out_csv(run_dir: Path, out_csv: Path) -> None:
-    """The seed's capacity CSV (gpu_name first), reduced by the analysis package and written atomically."""
-    from analysis.tables import seed_capacity_csv
-
-    seed_capacity_csv(run_dir, out_csv)

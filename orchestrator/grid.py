@@ -25,12 +25,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from analysis.writing import write_json_atomic, write_text_atomic
-from loadgen.runlock import child_preexec
-from loadgen.scenario import Cell, Scenario, ScenarioError
-from loadgen.scrape import MetricsScraper
-from loadgen.targets import PreflightError, TargetInfo, probe_target
-from loadgen.untilci import stop_file
+from orchestrator.runlock import child_preexec
+from orchestrator.scenario import Cell, Scenario, ScenarioError
+from orchestrator.scrape import MetricsScraper
+from orchestrator.targets import PreflightError, TargetInfo, probe_target
+from runformat.atomic import write_json_atomic, write_text_atomic
+from runformat.layout import COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE, REPLACED_DIR, CellStatus, stop_file
 
 __all__ = [
     "CSV_PREFIX",
@@ -44,17 +44,14 @@ __all__ = [
     "unfinished_cells",
 ]
 
-CSV_PREFIX = "locust"
-COMPLETE_MARKER = "COMPLETE"
 # Where an unfinished cell's earlier attempt goes before it is deleted (analysis skips dot-folders).
-REPLACED_DIR = ".replaced"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class CellResult:
     cell: Cell
-    status: str  # completed | failed | interrupted | skipped
+    status: CellStatus
     detail: str = ""
     path: Path | None = None
 
@@ -96,15 +93,15 @@ def completed_requests(cell_dir: Path) -> int:
     return count
 
 
-def cell_verdict(interrupted: bool, exit_code: int, completed: int, log: Path) -> tuple[str, str]:
+def cell_verdict(interrupted: bool, exit_code: int, completed: int, log: Path) -> tuple[CellStatus, str]:
     """(status, detail) of a finished cell: a cell in which no request completed measured nothing."""
     if interrupted:
-        return "interrupted", "stopped by Ctrl-C"
+        return CellStatus.INTERRUPTED, "stopped by Ctrl-C"
     if exit_code != 0:
-        return "failed", f"locust exited {exit_code}; see {log}"
+        return CellStatus.FAILED, f"locust exited {exit_code}; see {log}"
     if completed == 0:
-        return "failed", f"no request completed; see the errors in the request log and {log}"
-    return "completed", ""
+        return CellStatus.FAILED, f"no request completed; see the errors in the request log and {log}"
+    return CellStatus.COMPLETED, ""
 
 
 def unfinished_cells(run_dir: Path, cells: list[Cell]) -> list[Cell]:
@@ -281,7 +278,7 @@ class GridRunner:
             "host_cpu_count": os.cpu_count(),
             "host": platform.node(),
             "started_at": datetime.now(UTC).isoformat(),
-            "status": "running",
+            "status": CellStatus.RUNNING.value,
         }
         if self.scenario.auto_duration:
             meta.update(
@@ -290,7 +287,7 @@ class GridRunner:
                 target_ci_pct=self.scenario.target_ci_pct,
                 min_duration_s=self.scenario.min_duration_s,
             )
-        write_json_atomic(cell_dir / "metadata.json", meta)
+        write_json_atomic(cell_dir / METADATA_FILE, meta)
         scraper = None
         if self.scenario.scrape_metrics and info.metrics_available:
             scraper = MetricsScraper(
@@ -309,7 +306,7 @@ class GridRunner:
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=child_preexec()
             )
             meta["locust_pid"] = self._child.pid  # lets a later --resume see an orphan that still runs
-            write_json_atomic(cell_dir / "metadata.json", meta)
+            write_json_atomic(cell_dir / METADATA_FILE, meta)
             rc = self._wait(cell, cell_dir, scraper)
         self._child = None
         delta = scraper.stop() if scraper is not None else None
@@ -326,8 +323,8 @@ class GridRunner:
         completed = completed_requests(cell_dir)
         status, detail = cell_verdict(self.interrupted, rc, completed, cell_dir / "locust.log")
         meta.update(status=status, completed_requests=completed)
-        write_json_atomic(cell_dir / "metadata.json", meta)
-        if status == "completed":
+        write_json_atomic(cell_dir / METADATA_FILE, meta)
+        if status == CellStatus.COMPLETED:
             write_text_atomic(cell_dir / COMPLETE_MARKER, meta["ended_at"] + "\n")
         return CellResult(cell, status, detail, cell_dir)
 
@@ -369,7 +366,7 @@ class GridRunner:
         cell_dir = self.run_dir / cell.relpath
         detail = f"cannot write the run directory ({exc.strerror or exc}); free space, then --resume"
         mark_failed_in_place(cell_dir, detail)
-        return CellResult(cell, "failed", detail, cell_dir)
+        return CellResult(cell, CellStatus.FAILED, detail, cell_dir)
 
     def target_alive(self, label: str) -> bool:
         target = next(t for t in self.scenario.targets if t.label == label)
@@ -389,7 +386,7 @@ class GridRunner:
             if self.on_start is not None:
                 self.on_start(cell)
             if cell.target.label in dead:
-                result = CellResult(cell, "skipped", f"target '{cell.target.label}' is down")
+                result = CellResult(cell, CellStatus.SKIPPED, f"target '{cell.target.label}' is down")
             else:
                 try:
                     result = self.run_cell(cell)
@@ -398,13 +395,13 @@ class GridRunner:
                     if on_done is not None:
                         on_done(results[-1])
                     break
-                if result.status != "interrupted" and not self.target_alive(cell.target.label):
+                if result.status != CellStatus.INTERRUPTED and not self.target_alive(cell.target.label):
                     dead.add(cell.target.label)
-                    if result.status == "completed":
+                    if result.status == CellStatus.COMPLETED:
                         result.detail = "target stopped answering during this cell"
-                        result.status = "failed"
+                        result.status = CellStatus.FAILED
                         (self.run_dir / cell.relpath / COMPLETE_MARKER).unlink(missing_ok=True)
-                        _mark(self.run_dir / cell.relpath, "failed")
+                        _mark(self.run_dir / cell.relpath, CellStatus.FAILED)
             results.append(result)
             if on_done is not None:
                 on_done(result)
@@ -425,20 +422,20 @@ def _stop_metadata(cell_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _mark(cell_dir: Path, status: str) -> None:
-    path = cell_dir / "metadata.json"
+def _mark(cell_dir: Path, status: CellStatus) -> None:
+    path = cell_dir / METADATA_FILE
     meta = json.loads(path.read_text())
-    meta["status"] = status
+    meta["status"] = status.value
     write_json_atomic(path, meta)
 
 
 def mark_failed_in_place(cell_dir: Path, detail: str) -> None:
     """Best effort when the disk is full: a new file may be impossible, so rewrite the "running" status
     inside the existing metadata.json in place (the same bytes, padded: no new blocks needed)."""
-    path = cell_dir / "metadata.json"
+    path = cell_dir / METADATA_FILE
     try:
         meta = json.loads(path.read_text())
-        meta.update(status="failed", detail=detail)
+        meta.update(status=CellStatus.FAILED.value, detail=detail)
         write_json_atomic(path, meta)
         return
     except (OSError, ValueError):

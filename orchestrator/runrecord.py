@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.writing import write_json_atomic
+from runformat.atomic import write_json_atomic
+from runformat.layout import METADATA_FILE, RUN_RECORD
 
 __all__ = ["RUN_RECORD", "record_target_urls", "recorded_target_urls"]
-
-RUN_RECORD = "run.json"
 
 
 def _read(run_dir: Path) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def recorded_target_urls(run_dir: Path) -> dict[str, str]:
     if isinstance(urls, dict):
         return {str(k): str(v) for k, v in urls.items()}
     latest: dict[str, tuple[str, str]] = {}
-    for meta_path in run_dir.rglob("metadata.json"):
+    for meta_path in run_dir.rglob(METADATA_FILE):
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):

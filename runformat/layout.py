@@ -1,0 +1,87 @@
+"""The run directory: names of its files and folders, and how cells are named.
+
+<runs>/<scenario>-<UTC stamp>/            RUN_RECORD, SCENARIO_FILE, RUN_LOCK while a grid holds it
+    <target>/<workload>/<cell>/           METADATA_FILE, COMPLETE_MARKER (written last)
+        <CSV_PREFIX>_stats.csv ...        Locust's own CSVs and HTML report
+        <CSV_PREFIX>_<kind>_<host>-<pid>.csv  our records, one file per process and kind (RecordKind)
+        SERVER_METRICS_FILE               the target's /metrics, one row per second
+    QUALITY_DIR/<target>.jsonl, QUALITY_MANIFEST (written last)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = [
+    "COMPLETE_MARKER",
+    "CSV_PREFIX",
+    "METADATA_FILE",
+    "QUALITY_DIR",
+    "QUALITY_MANIFEST",
+    "REPLACED_DIR",
+    "RUN_LOCK",
+    "RUN_RECORD",
+    "SCENARIO_FILE",
+    "SERVER_METRICS_FILE",
+    "STOP_SUFFIX",
+    "CellStatus",
+    "RecordKind",
+    "cell_dir_name",
+    "cell_label",
+    "record_glob",
+    "stop_file",
+]
+
+METADATA_FILE = "metadata.json"
+COMPLETE_MARKER = "COMPLETE"
+CSV_PREFIX = "locust"
+SERVER_METRICS_FILE = "server_metrics.csv"
+SCENARIO_FILE = "scenario.toml"
+RUN_RECORD = "run.json"
+RUN_LOCK = "RUN_LOCK"
+REPLACED_DIR = ".replaced"  # an earlier attempt's cell, moved aside in one rename before it is deleted
+QUALITY_DIR = "quality"
+QUALITY_MANIFEST = "manifest.json"
+STOP_SUFFIX = "_stop.json"  # PREFIX_stop.json: why a --until-ci run stopped
+
+
+class RecordKind(StrEnum):
+    """Per-process record files: PREFIX_<kind>_<host>-<pid>.csv."""
+
+    REQUESTS = "requests"
+    TOKENS = "tokens"
+    CLIENT = "client"
+    EMIT_LAG = "emitlag"
+
+
+class CellStatus(StrEnum):
+    """A cell's `status` in its metadata (and the grid's result for it)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+    UNFINISHED = "unfinished"  # analysis: a grid cell without its COMPLETE marker
+
+
+def stop_file(prefix: str | Path) -> Path:
+    """PREFIX_stop.json: why a --until-ci run stopped (next to the request log)."""
+    return Path(f"{prefix}{STOP_SUFFIX}")
+
+
+def record_glob(prefix: Path, kind: RecordKind) -> str:
+    """Glob (relative to the prefix's folder) of every process's file of one kind."""
+    return f"{prefix.name}_{kind.value}_*.csv"
+
+
+def cell_dir_name(users: int, max_new_tokens: int, repeat: int = 0, repeats: int = 1) -> str:
+    """c<users>_m<tokens>[_r<repeat>]: the cell's folder under <target>/<workload>/."""
+    return f"c{users}_m{max_new_tokens}" + (f"_r{repeat}" if repeats > 1 else "")
+
+
+def cell_label(target: str, workload: str, users: object, max_new_tokens: object, repeat: object = 0) -> str:
+    """How people read a cell: 'BF16 · batch c32 m256' (+ ' r1' for a later repeat)."""
+    label = f"{target} · {workload} c{users} m{max_new_tokens}"
+    return label + (f" r{repeat}" if repeat else "")
