@@ -30,25 +30,11 @@ sys.path.insert(0, str(REPO))
 from analysis.adequacy import reasons  # noqa: E402
 from analysis.capacity import CellData, cell_row  # noqa: E402
 from analysis.tables import load_cells  # noqa: E402
+from simulator.launch import running_simulator  # noqa: E402
 
 USERS = 16
 METRICS = ("throughput_tok_s", "req_per_s", "p95_latency_ms")
 CONDITIONS = {"varied": ["--output-range-ratio", "0.5"], "waves": []}
-
-
-def _simulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--profile", "rtx2000-ada-16gb-bf16", "--port", "0"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("SIMULATOR READY "):
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r}")
-    return proc, line.split()[-1]
 
 
 def _locust(url: str, prefix: Path, seconds: float, extra: list[str]) -> subprocess.Popen[bytes]:
@@ -68,14 +54,10 @@ def _window(cell: CellData, start_s: float, length_s: float) -> dict[str, Any]:
 
 def _condition(name: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     long_s, slice_s, warmup_s = opts.long_s, opts.slice_s, opts.warmup_s
-    sim, url = _simulator()
-    try:
-        prefix = work / name
-        proc = _locust(url, prefix, warmup_s + 2 * long_s, CONDITIONS[name])
+    prefix = work / name
+    with running_simulator(["--profile", "rtx2000-ada-16gb-bf16"]) as sim:
+        proc = _locust(sim.url, prefix, warmup_s + 2 * long_s, CONDITIONS[name])
         proc.wait(timeout=warmup_s + 2 * long_s + 120)
-    finally:
-        sim.terminate()
-        sim.wait(timeout=30)
     (cell,) = load_cells([prefix])
     truth = _window(cell, warmup_s, long_s)
     n_slices = int(long_s // slice_s)

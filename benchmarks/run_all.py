@@ -44,6 +44,8 @@ from typing import Any
 
 import psutil
 
+from simulator.launch import start_simulator
+
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "reports" / "bench"
 VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"
@@ -99,16 +101,11 @@ def r(x: float | None, nd: int = 3) -> float | None:
 class Sim:
     def __init__(self, args: list[str], cpu: int | None) -> None:
         self.lag_path = Path(tempfile.mkstemp(prefix="simlag-", suffix=".txt")[1])
-        cmd = [PY, "-m", "simulator", "--port", "0", *args]
         if "--firehose" not in args:
-            cmd += ["--emission-lag-log", str(self.lag_path)]
-        self.proc = subprocess.Popen(_pinned(cmd, cpu), cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("SIMULATOR READY "):
-            self.proc.kill()
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        self.url = line.split()[-1]
+            args = [*args, "--emission-lag-log", str(self.lag_path)]
+        self.sim = start_simulator(args, cpu=cpu if cpu is not None and can_pin() else None)
+        self.proc = self.sim.proc
+        self.url = self.sim.url
         self.ps = psutil.Process(self.proc.pid)
         with urllib.request.urlopen(self.url + "/v1/models") as resp:
             self.model = json.load(resp)["data"][0]["id"]
@@ -128,8 +125,7 @@ class Sim:
 
     def stop(self) -> list[tuple[int, int]]:
         """Stop; returns the emission-lag log's (due_ns, lag_ns) rows (empty in firehose mode)."""
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        self.sim.stop(timeout_s=60)
         rows = []
         if self.lag_path.exists():
             for line in self.lag_path.read_text().splitlines():

@@ -17,12 +17,12 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from simulator.launch import start_simulator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,18 +127,15 @@ def main() -> None:
     pin = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp:
         lag_path = Path(tmp) / "lag.txt"
-        cmd = [sys.executable, "-m", "simulator", "--port", "0", "--fixed-ttft-ms", str(args.ttft_ms)]
-        cmd += ["--fixed-itl-ms", str(args.itl_ms), "--emission-lag-log", str(lag_path)]
+        sim_args = ["--fixed-ttft-ms", str(args.ttft_ms), "--fixed-itl-ms", str(args.itl_ms)]
+        sim_args += ["--emission-lag-log", str(lag_path)]
         if pin:
-            cmd = ["taskset", "-c", "0", *cmd]
             os.sched_setaffinity(0, {1})
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("SIMULATOR READY "):
-            proc.kill()
-            sys.exit(f"simulator did not start: {line!r}")
-        port = int(line.strip().rsplit(":", 1)[1])
+        try:
+            sim = start_simulator(sim_args, cpu=0 if pin else None)
+        except RuntimeError as exc:
+            sys.exit(str(exc))
+        port = sim.port
         try:
             try:
                 import uvloop
@@ -150,8 +147,7 @@ def main() -> None:
                 run_clients(port, args.streams, args.tokens, args.itl_ms / 1e3, args.duration_s, args.warmup_s)
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            sim.stop(timeout_s=30)
         rows = [line.split() for line in lag_path.read_text().splitlines()]
     lo, hi = stats["window_start_ns"], stats["window_end_ns"]
     lags = sorted(int(lag) for due, lag in rows if lo <= int(due) < hi)

@@ -11,12 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from simulator.launch import SimulatorProcess, start_simulator
+
 REPO = Path(__file__).resolve().parents[1]
-READY = "SIMULATOR READY "
 TARGETS = [("RTX2000-16GB-BF16", "rtx2000-ada-16gb-bf16", 8000), ("RTX2000-16GB-QUANT", "rtx2000-ada-16gb-awq", 8001)]
 
 
@@ -31,40 +31,22 @@ def _port_free(port: int) -> bool:
 
 @contextlib.contextmanager
 def simulators(log_dir: Path) -> Iterator[dict[str, str]]:
-    procs: list[subprocess.Popen[str]] = []
+    started: list[SimulatorProcess] = []
     urls: dict[str, str] = {}
     try:
         for label, profile, port in TARGETS:
-            chosen = port if _port_free(port) else 0
-            log = (log_dir / f"sim-{profile}.log").open("w")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "simulator", "--profile", profile, "--port", str(chosen)],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
-            procs.append(proc)
-            assert proc.stdout is not None
-            deadline = time.monotonic() + 30
-            line = ""
-            while time.monotonic() < deadline and not line.startswith(READY):
-                line = proc.stdout.readline()
-                if not line and proc.poll() is not None:
-                    break
-            if not line.startswith(READY):
-                raise SystemExit(f"demo: simulator {profile} did not start; see {log.name}")
-            urls[label] = line[len(READY) :].strip()
+            log = log_dir / f"sim-{profile}.log"
+            try:
+                sim = start_simulator(["--profile", profile], port=port if _port_free(port) else 0, log_path=log)
+            except RuntimeError as exc:
+                raise SystemExit(f"demo: simulator {profile} did not start; see {log}") from exc
+            started.append(sim)
+            urls[label] = sim.url
             print(f"demo: {label} ({profile}) serving at {urls[label]}", flush=True)
         yield urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for sim in started:
+            sim.stop()
 
 
 def run_grid(scenario: str, out: Path, overrides: list[str]) -> subprocess.CompletedProcess[str]:
