@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loadgen.timing import percentile
+from runformat.batchmeans import percentile
 
 __all__ = ["ClientHealth"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "SSEEvent", "SSEProtocolError", "SSESplitter", "preview"]
+__all__ = ["SSEDecoder", "SSEEvent", "SSEProtocolError", "preview"]
 
 # Field names an SSE stream may carry (WHATWG HTML, "Interpreting an event stream").
 _KNOWN_FIELDS = frozenset((b"event", b"id", b"retry"))
@@ -87,45 +87,6 @@ class SSEDecoder:
         if isinstance(data, list):
             data = b"\n".join(data)
         return SSEEvent(data, self._t, event)
-
-
-class SSESplitter:
-    """Chunk-level splitter: `add_chunk(bytes, t)` accepts arbitrary slices of the byte stream (a line
-    may be cut anywhere, CRLF split across chunks included) and returns the events they complete."""
-
-    __slots__ = ("_buf", "_decoder")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._decoder = SSEDecoder()
-
-    def add_chunk(self, chunk: bytes, t: float = 0.0) -> list[SSEEvent]:
-        buf = self._buf + chunk if self._buf else chunk
-        events: list[SSEEvent] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            event = self._decoder.feed_line(buf[start : nl + 1], t)
-            if event is not None:
-                events.append(event)
-            start = nl + 1
-        self._buf = buf[start:]
-        return events
-
-    def close(self, t: float = 0.0) -> list[SSEEvent]:
-        """End of stream: a trailing line without newline still counts, then any pending event."""
-        events: list[SSEEvent] = []
-        if self._buf:
-            event = self._decoder.feed_line(self._buf, t)
-            self._buf = b""
-            if event is not None:
-                events.append(event)
-        last = self._decoder.flush()
-        if last is not None:
-            events.append(last)
-        return events
 
 
 def preview(raw: bytes, limit: int = 80) -> str:

@@ -6,22 +6,11 @@ is computed afterwards from those timestamps, so the hot loop stays cheap and te
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from runformat.batchmeans import percentile
+
 __all__ = ["RequestTiming", "TimingSummary", "percentile"]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Percentile `q` in [0, 100] with linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True, slots=True)

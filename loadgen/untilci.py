@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runformat.atomic import write_json_atomic
-from runformat.batchmeans import BATCH_LIFETIMES, MIN_BATCHES, batch_count, batch_means_ci, proportion_band
+from runformat.batchmeans import BATCH_LIFETIMES, MIN_BATCHES, batch_count, batch_means_ci, percentile, proportion_band
 from runformat.layout import stop_file
 
 __all__ = [
@@ -39,8 +39,6 @@ __all__ = [
     "StopRule",
     "UntilCI",
     "estimate",
-    "quantile",
-    "stop_file",
     "write_stop_file",
 ]
 
@@ -48,17 +46,6 @@ logger = logging.getLogger(__name__)
 
 BIN_S = 0.01  # token arrivals are counted in bins this wide (the batch-edge error is one bin)
 MESSAGE = "loadgen_until_ci"  # Locust custom message: worker -> master evidence
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The q-quantile with linear interpolation between order statistics (numpy's default)."""
-    if not values:
-        return math.nan
-    xs = sorted(values)
-    pos = min(max(q, 0.0), 1.0) * (len(xs) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 @dataclass
@@ -170,7 +157,7 @@ def estimate(evidence: CellEvidence, window_start_s: float, window_end_s: float)
     ]
     if not started:
         return None
-    lifetime_s = quantile([e for _, e in started], 0.5) / 1000.0
+    lifetime_s = percentile([e for _, e in started], 50.0) / 1000.0
     k = batch_count(window, lifetime_s)
     if k < 1:
         return Estimate(window_start_s, window_end_s, 0, lifetime_s, len(started), *([math.nan] * 5))
@@ -182,15 +169,15 @@ def estimate(evidence: CellEvidence, window_start_s: float, window_end_s: float)
             tokens[min(k - 1, int((t - window_start_s) / length))] += n
     tput = batch_means_ci([n / length for n in tokens])
     values = [e for _, e in started]
-    p95 = quantile(values, 0.95)
+    p95 = percentile(values, 95.0)
     below, totals = [0] * k, [0] * k
     for s, e in started:
         b = min(k - 1, int((s - window_start_s) / length))
         totals[b] += 1
         below[b] += e <= p95
     p_lo, p_hi = proportion_band(below, totals, 0.95)
-    lo = quantile(values, p_lo) if not math.isnan(p_lo) else math.nan
-    hi = quantile(values, p_hi) if not math.isnan(p_hi) else math.nan
+    lo = percentile(values, p_lo * 100.0) if not math.isnan(p_lo) else math.nan
+    hi = percentile(values, p_hi * 100.0) if not math.isnan(p_hi) else math.nan
     return Estimate(window_start_s, window_end_s, k, lifetime_s, len(started), tput.mean, tput.half_width, p95, lo, hi)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "batch_count",
     "batch_means_ci",
     "lag1_autocorr",
+    "percentile",
     "proportion_band",
     "t_cdf",
     "t_quantile",
@@ -91,6 +92,18 @@ def t_quantile(p: float, df: float) -> float:
         else:
             hi = mid
     return (lo + hi) / 2.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Percentile q in [0, 100] with linear interpolation between order statistics (numpy's default);
+    NaN for no values. The one percentile rule of the suite's pure-Python code."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    pos = min(max(q, 0.0), 100.0) / 100.0 * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def batch_count(window_s: float, lifetime_s: float, max_batches: int = MAX_BATCHES) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.sse import SSEDecoder, SSEProtocolError, SSESplitter
+from loadgen.sse import SSEDecoder, SSEProtocolError
 
 BODY = b'data: {"a":1}\n\n: keep-alive\n\nevent: error\ndata: {"b":2}\n\ndata: x\ndata: y\n\ndata: [DONE]\n\n'
 
@@ -44,21 +44,3 @@ def test_flush_dispatches_an_unterminated_event() -> None:
     event = dec.flush()
     assert event is not None and event.data == b"[DONE]"
     assert dec.flush() is None
-
-
-@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, len(BODY)])
-def test_splitter_is_independent_of_chunking(size: int) -> None:
-    splitter = SSESplitter()
-    events = []
-    for i in range(0, len(BODY), size):
-        events += splitter.add_chunk(BODY[i : i + size], float(i))
-    events += splitter.close()
-    assert [e.data for e in events] == [b'{"a":1}', b'{"b":2}', b"x\ny", b"[DONE]"]
-    assert [e.event for e in events] == [None, b"error", None, None]
-
-
-def test_splitter_crlf_split_across_chunks() -> None:
-    splitter = SSESplitter()
-    assert splitter.add_chunk(b"data: a\r", 1.0) == []
-    events = splitter.add_chunk(b"\n\r\n", 2.0)
-    assert [(e.data, e.t) for e in events] == [(b"a", 2.0)]

@@ -8,7 +8,8 @@ import pytest
 
 from loadgen.apis import get_api
 from loadgen.stream import StreamResult, read_stream
-from loadgen.timing import RequestTiming, percentile
+from loadgen.timing import RequestTiming
+from runformat.batchmeans import percentile
 from tests.unit.loadgen.streams import ScriptedStream, chat_chunk, completion_chunk, sse, usage_only
 
 T_SEND = 100.0

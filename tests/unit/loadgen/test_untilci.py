@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from loadgen.untilci import BIN_S, CellEvidence, StopRule, UntilCI, estimate, quantile, stop_record
-from runformat.batchmeans import MIN_BATCHES, batch_means_ci
+from loadgen.untilci import BIN_S, CellEvidence, StopRule, UntilCI, estimate, stop_record
+from runformat.batchmeans import MIN_BATCHES, batch_means_ci, percentile
 
 T0 = 1_700_000_000.0
 
@@ -43,11 +43,11 @@ def evidence_until(records: list[tuple[float, float, list[float]]], until: float
     return ev
 
 
-def test_quantile_is_numpys_linear_interpolation() -> None:
+def test_percentile_is_numpys_linear_interpolation() -> None:
     values = [random.Random(1).expovariate(1.0) for _ in range(101)]
     for q in (0.0, 0.05, 0.5, 0.95, 0.999, 1.0):
-        assert quantile(values, q) == pytest.approx(float(np.percentile(values, q * 100)))
-    assert math.isnan(quantile([], 0.5))
+        assert percentile(values, q * 100) == pytest.approx(float(np.percentile(values, q * 100)))
+    assert math.isnan(percentile([], 50.0))
 
 
 def test_estimate_recovers_a_known_throughput_and_batches() -> None:
