@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.catalog import Catalog
-from analysis.run import Target
+from analysis.run import RunTarget
 
 __all__ = [
     "COST_COLUMNS",
@@ -61,7 +61,7 @@ class Headline:
 HEADLINES = (Headline("Chat", "chat", 16, 128), Headline("Batch", "batch", 32, 256))
 
 
-def resolve_prices(targets: Iterable[Target], catalog: Catalog, overrides: dict[str, float]) -> pd.DataFrame:
+def resolve_prices(targets: Iterable[RunTarget], catalog: Catalog, overrides: dict[str, float]) -> pd.DataFrame:
     """One row per target: $/h and where it came from (flag > scenario > catalog via the gpu key)."""
     rows = []
     for t in targets:

@@ -23,7 +23,7 @@ __all__ = [
     "ANALYSIS_REQUEST_COLUMNS",
     "REQUEST_COLUMNS",
     "REQUEST_SCHEMA",
-    "Cell",
+    "CellFiles",
     "default_report_dir",
     "find_cells",
     "read_client_health",
@@ -65,7 +65,7 @@ _NOT_EMPTY = frozenset(("flag",))
 
 
 @dataclass
-class Cell:
+class CellFiles:
     """One grid cell (or one plain Locust run): its CSV prefix and whatever metadata it has."""
 
     prefix: Path
@@ -87,7 +87,7 @@ class Cell:
         return sorted(self.prefix.parent.glob(f"{self.prefix.name}_{kind}_*.csv"))
 
 
-def find_cells(path: Path) -> list[Cell]:
+def find_cells(path: Path) -> list[CellFiles]:
     """Every cell under a run directory, or the single run a Locust `--csv` prefix names."""
     if path.is_dir():
         # dot-folders hold replaced attempts and other scratch, never a cell
@@ -103,14 +103,14 @@ def find_cells(path: Path) -> list[Cell]:
                 f"{path}: no runs found (expected grid cells with {METADATA_FILE}, "
                 "or Locust CSVs named PREFIX_stats.csv / PREFIX_requests_*.csv)"
             )
-        return [Cell(prefix=p) for p in prefixes]
+        return [CellFiles(prefix=p) for p in prefixes]
     prefix = path
-    if not (Path(f"{prefix}_stats.csv").exists() or Cell(prefix=prefix).files("requests")):
+    if not (Path(f"{prefix}_stats.csv").exists() or CellFiles(prefix=prefix).files("requests")):
         raise InputError(
             f"{path}: not a directory and not a Locust CSV prefix "
             f"(neither {prefix}_stats.csv nor {prefix}_requests_*.csv exists)"
         )
-    return [Cell(prefix=prefix)]
+    return [CellFiles(prefix=prefix)]
 
 
 def default_report_dir(path: Path) -> Path:
@@ -123,14 +123,14 @@ def _hidden(relpath: Path) -> bool:
     return any(part.startswith(".") for part in relpath.parts)
 
 
-def _cell_from_metadata(meta_path: Path) -> Cell:
+def _cell_from_metadata(meta_path: Path) -> CellFiles:
     try:
         metadata = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{meta_path}: unreadable cell metadata ({exc})") from exc
     if not isinstance(metadata, dict):
         raise InputError(f"{meta_path}: expected a JSON object")
-    return Cell(prefix=meta_path.parent / str(metadata.get("csv_prefix", CSV_PREFIX)), metadata=metadata)
+    return CellFiles(prefix=meta_path.parent / str(metadata.get("csv_prefix", CSV_PREFIX)), metadata=metadata)
 
 
 def _header(path: Path) -> list[str]:
@@ -208,7 +208,7 @@ def _read_csvs(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def read_requests(cell: Cell) -> pd.DataFrame:
+def read_requests(cell: CellFiles) -> pd.DataFrame:
     """All processes' request logs of a cell, concatenated; empty frame when there are none."""
     paths = cell.files("requests")
     df = _read_csvs(paths, REQUEST_SCHEMA, columns=ANALYSIS_REQUEST_COLUMNS)
@@ -223,7 +223,7 @@ def read_requests(cell: Cell) -> pd.DataFrame:
     return df
 
 
-def read_tokens(cell: Cell) -> pd.DataFrame:
+def read_tokens(cell: CellFiles) -> pd.DataFrame:
     """Token-arrival traces: request_id, arrivals_ms (space-separated), counts (space-separated or empty)."""
     df = _read_csvs(cell.files("tokens"), _TOKENS_SCHEMA)
     if df.empty:
@@ -231,7 +231,7 @@ def read_tokens(cell: Cell) -> pd.DataFrame:
     return df
 
 
-def read_client_health(cell: Cell) -> pd.DataFrame:
+def read_client_health(cell: CellFiles) -> pd.DataFrame:
     paths = cell.files("client")
     frames = []
     for p in paths:
@@ -241,11 +241,11 @@ def read_client_health(cell: Cell) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def read_server_metrics(cell: Cell) -> pd.DataFrame:
+def read_server_metrics(cell: CellFiles) -> pd.DataFrame:
     return _read_csvs([p for p in [cell.directory / "server_metrics.csv"] if p.exists()])
 
 
-def read_locust_stats(cell: Cell) -> pd.DataFrame:
+def read_locust_stats(cell: CellFiles) -> pd.DataFrame:
     """Locust's `PREFIX_stats.csv`; raises naming the file and the missing columns."""
     path = Path(f"{cell.prefix}_stats.csv")
     if not path.exists():
@@ -262,6 +262,6 @@ def read_locust_stats(cell: Cell) -> pd.DataFrame:
     return df
 
 
-def read_locust_history(cell: Cell) -> pd.DataFrame:
+def read_locust_history(cell: CellFiles) -> pd.DataFrame:
     path = Path(f"{cell.prefix}_stats_history.csv")
     return _read_csvs([path]) if path.exists() else pd.DataFrame()

@@ -20,7 +20,7 @@ import pandas as pd
 
 from analysis.catalog import Catalog
 from analysis.cost import KEY
-from analysis.run import Target
+from analysis.run import RunTarget
 
 __all__ = ["ROOFLINE_FORMULA", "roofline_specs", "roofline_table"]
 
@@ -39,7 +39,7 @@ SPEC_COLUMNS = [
 ]
 
 
-def roofline_specs(targets: Iterable[Target], catalog: Catalog, weight_overrides: dict[str, float]) -> pd.DataFrame:
+def roofline_specs(targets: Iterable[RunTarget], catalog: Catalog, weight_overrides: dict[str, float]) -> pd.DataFrame:
     """Per target the hardware and weight figures the ceiling needs, and where each came from."""
     rows = []
     for t in targets:

@@ -20,14 +20,14 @@ from analysis.loading import find_cells, read_server_metrics
 from analysis.quality import QualityRun, load_quality
 from analysis.tables import iter_cells
 
-__all__ = ["Run", "Target", "load_run", "resolve_labels"]
+__all__ = ["Run", "RunTarget", "load_run", "resolve_labels"]
 
 _BASELINE = re.compile(r"bf16|fp16|baseline", re.IGNORECASE)
 _CANDIDATE = re.compile(r"quant|awq|gptq|fp8|int8|int4|w4a16|w8a8|nf4|gguf", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class Target:
+class RunTarget:
     """A target as the scenario (or, failing that, cell metadata) describes it."""
 
     label: str
@@ -43,7 +43,7 @@ class Run:
 
     path: Path
     scenario: str
-    targets: list[Target]
+    targets: list[RunTarget]
     cells: list[CellData]
     capacity: pd.DataFrame
     server_metrics: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -53,7 +53,7 @@ class Run:
     def labels(self) -> list[str]:
         return [t.label for t in self.targets]
 
-    def target(self, label: str) -> Target:
+    def target(self, label: str) -> RunTarget:
         for t in self.targets:
             if t.label == label:
                 return t
@@ -70,26 +70,28 @@ def _scenario(path: Path) -> dict[str, Any]:
         raise InputError(f"{file}: not valid TOML ({exc})") from exc
 
 
-def _targets(scenario: dict[str, Any], cells: list[CellData], capacity: pd.DataFrame) -> list[Target]:
+def _targets(scenario: dict[str, Any], cells: list[CellData], capacity: pd.DataFrame) -> list[RunTarget]:
     served = {c.metadata.get("target_label"): c.metadata.get("model") for c in cells if c.metadata.get("model")}
-    targets: list[Target] = []
+    targets: list[RunTarget] = []
     for t in scenario.get("targets", []):
         if isinstance(t, dict) and t.get("label"):
             label = str(t["label"])
             model = t.get("model") or served.get(label)
-            targets.append(Target(label, t.get("url"), t.get("hourly_price_usd"), t.get("gpu"), model))
+            targets.append(RunTarget(label, t.get("url"), t.get("hourly_price_usd"), t.get("gpu"), model))
     known = {t.label for t in targets}
     for cell in cells:  # metadata fills in targets a scenario file does not list (or when there is none)
         meta = cell.metadata
         label = str(meta.get("target_label") or "")
         if label and label not in known:
             targets.append(
-                Target(label, meta.get("target_url"), meta.get("hourly_price_usd"), meta.get("gpu"), served.get(label))
+                RunTarget(
+                    label, meta.get("target_url"), meta.get("hourly_price_usd"), meta.get("gpu"), served.get(label)
+                )
             )
             known.add(label)
     for label in capacity["target_label"].dropna().unique():
         if label not in known:
-            targets.append(Target(str(label)))
+            targets.append(RunTarget(str(label)))
             known.add(str(label))
     return targets
 

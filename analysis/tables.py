@@ -12,7 +12,7 @@ import pandas as pd
 from analysis.capacity import CAPACITY_COLUMNS, CellData, capacity_table
 from analysis.errors import InputError
 from analysis.loading import (
-    Cell,
+    CellFiles,
     find_cells,
     read_client_health,
     read_locust_history,
@@ -38,7 +38,7 @@ _NOT_IN_SEED = {
 SEED_COLUMNS = ["gpu_name", *(c for c in CAPACITY_COLUMNS if c not in _NOT_IN_SEED)]
 
 
-def _load(cell: Cell) -> CellData:
+def _load(cell: CellFiles) -> CellData:
     return CellData(
         name=str(cell.prefix),
         metadata=cell.metadata,
@@ -50,8 +50,8 @@ def _load(cell: Cell) -> CellData:
     )
 
 
-def _found(paths: list[Path]) -> list[Cell]:
-    cells: list[Cell] = []
+def _found(paths: list[Path]) -> list[CellFiles]:
+    cells: list[CellFiles] = []
     for path in paths:
         if not path.exists() and not path.parent.exists():
             raise InputError(f"{path}: no such file or directory")
@@ -59,7 +59,7 @@ def _found(paths: list[Path]) -> list[Cell]:
     return cells
 
 
-def _load_marked(cell: Cell) -> CellData:
+def _load_marked(cell: CellFiles) -> CellData:
     """Load a cell; an unfinished grid cell (no COMPLETE marker) is kept, marked by its status."""
     data = _load(cell)
     if not cell.complete and data.metadata.get("status") in (None, "running", "completed"):

@@ -8,10 +8,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["API_NAMES", "ChatApi", "CompletionsApi", "GenerationParams", "LLMApi", "Prompt", "get_api"]
+__all__ = [
+    "API_NAMES",
+    "ChatApi",
+    "CompletionsApi",
+    "GenerationParams",
+    "LLMApi",
+    "Prompt",
+    "bearer_headers",
+    "get_api",
+]
 
 # A prompt is plain text for /v1/completions, or chat messages ({"role", "content"}) for chat.
 Prompt = str | list[dict[str, str]]
+
+
+def bearer_headers(key: str | None) -> dict[str, str]:
+    """The OpenAI API's Authorization header for `key`; none without a key."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @dataclass(frozen=True, slots=True)

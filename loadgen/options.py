@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadgen.apis import API_NAMES
+from loadgen.apis import API_NAMES, bearer_headers
 
 __all__ = ["DEFAULT_HOST", "LOOPBACK", "Credential", "Settings", "add_arguments", "is_loopback", "origin"]
 
@@ -22,6 +22,9 @@ DEFAULT_HOST = "http://127.0.0.1:8000"
 # Locust's web UI (no authentication: anyone who reaches it can point the load, and the key, at another
 # host) and its master port (any process that connects gets the options) listen here unless told otherwise.
 LOOPBACK = "127.0.0.1"
+
+# Silence allowed between reads of one response before it fails (the grid and scenarios use it too).
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
 
 def _bool(value: object) -> bool:
@@ -131,7 +134,7 @@ def add_arguments(parser: Any) -> None:
     add(
         "--request-timeout",
         type=_seconds,
-        default=60.0,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
         help="Seconds the server may stay silent (connecting, before the first byte, or between events) "
         "before the request fails as stalled. Default: 60.",
     )
@@ -233,7 +236,7 @@ class Settings:
     ignore_eos: bool = True
     docs: str | None = None
     prompt_tokens: int | None = None
-    request_timeout_s: float = 60.0
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     request_deadline_s: float | None = None
     api_key: str | None = field(default=None, repr=False)
     target_label: str = ""
@@ -262,7 +265,7 @@ class Settings:
             ignore_eos=_bool(get(options, "ignore_eos", True)),
             docs=get(options, "docs", None) or None,
             prompt_tokens=get(options, "prompt_tokens", None) or None,
-            request_timeout_s=float(_given(get(options, "request_timeout", None), 60.0)),
+            request_timeout_s=float(_given(get(options, "request_timeout", None), DEFAULT_REQUEST_TIMEOUT_S)),
             request_deadline_s=_given(get(options, "request_deadline", None), None),
             api_key=api_key,
             target_label=get(options, "target_label", "") or "",
@@ -277,7 +280,7 @@ class Settings:
         )
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return bearer_headers(self.api_key)
 
     def deadline_s(self, max_new_tokens: int) -> float:
         """The total time one request asking for `max_new_tokens` may take."""
@@ -313,4 +316,4 @@ class Credential:
             self.host = url
         if origin(url) != origin(self.host):
             return {}
-        return {"Authorization": f"Bearer {self.key}"}
+        return bearer_headers(self.key)

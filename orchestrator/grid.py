@@ -19,12 +19,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from loadgen.apis import bearer_headers
 from orchestrator.runlock import child_preexec
 from orchestrator.scenario import Cell, Scenario, ScenarioError
 from orchestrator.scrape import MetricsScraper
@@ -207,6 +208,78 @@ def _last_history_row(cell_dir: Path) -> dict[str, str] | None:
     return None
 
 
+# (command, stdout file, environment) -> a started process; tests pass a fake
+Launcher = Callable[[list[str], IO[bytes], dict[str, str]], "subprocess.Popen[bytes]"]
+
+
+def launch_locust(cmd: list[str], out: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A cell's Locust in its own session (Ctrl-C reaches it through the grid), dying with the grid."""
+    return subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=child_preexec()
+    )
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What a cell's metadata records about the machine and software that ran it."""
+
+    locust_version: str | None
+    suite_version: str | None
+    git_commit: str | None
+    host_cpu_count: int | None
+    host: str
+    started_at: str
+
+
+def host_facts() -> HostFacts:
+    return HostFacts(
+        _version("locust"),
+        _version("llm-locust-suite"),
+        _git_commit(),
+        os.cpu_count(),
+        platform.node(),
+        datetime.now(UTC).isoformat(),
+    )
+
+
+def cell_metadata(scenario: Scenario, cell: Cell, info: TargetInfo, cmd: list[str], facts: HostFacts) -> dict[str, Any]:
+    """A cell's metadata.json as it starts (status running): pure, so what a cell records is unit-tested."""
+    meta: dict[str, Any] = {
+        "scenario": scenario.name,
+        "scenario_digest": scenario.digest,
+        "target_label": cell.target.label,
+        "target_url": cell.target.url,
+        "hourly_price_usd": cell.target.hourly_price_usd,
+        "gpu": cell.target.gpu,
+        "workload": cell.workload.name,
+        "api": cell.workload.api,
+        "locustfile": cell.workload.locustfile,
+        "users": cell.users,
+        "max_new_tokens": cell.max_new_tokens,
+        "repeat": cell.repeat,
+        "duration_s": float(math.ceil(scenario.duration_s)),
+        "warmup_s": scenario.warmup_s,
+        "spawn_rate": scenario.spawn_rate,
+        "workers": scenario.workers,
+        "csv_prefix": CSV_PREFIX,
+        "command": cmd,
+        "model": info.model,
+        "max_model_len": info.max_model_len,
+        "server_version": info.server_version,
+        "metrics_available": info.metrics_available,
+        **asdict(facts),
+        "status": CellStatus.RUNNING.value,
+    }
+    if scenario.auto_duration:
+        meta.update(
+            duration_mode="auto",
+            max_duration_s=meta["duration_s"],
+            target_ci_pct=scenario.target_ci_pct,
+            min_duration_s=scenario.min_duration_s,
+        )
+    return meta
+
+
 @dataclass
 class GridRunner:
     """Runs cells one at a time; `on_progress` is called about once a second while a cell runs."""
@@ -217,6 +290,7 @@ class GridRunner:
     on_start: Callable[[Cell], None] | None = None
     interrupted: bool = False
     target_info: dict[str, TargetInfo] = field(default_factory=dict)
+    launch: Launcher = field(default_factory=lambda: launch_locust)
     _child: subprocess.Popen[bytes] | None = None
 
     def preflight(self) -> None:
@@ -235,7 +309,7 @@ class GridRunner:
     @staticmethod
     def _headers(target: Any) -> dict[str, str]:
         key = os.environ.get(target.api_key_env, "") if target.api_key_env else ""
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return bearer_headers(key)
 
     def interrupt(self) -> None:
         """Ctrl-C: stop the running cell the way Locust stops (SIGTERM honours --stop-timeout)."""
@@ -245,48 +319,12 @@ class GridRunner:
                 os.killpg(self._child.pid, signal.SIGTERM)
 
     def run_cell(self, cell: Cell) -> CellResult:
+        """Directories and metadata, the scraper, the Locust child, then the cell's verdict (written last)."""
         cell_dir = self.run_dir / cell.relpath
         fresh_cell_dir(self.run_dir, cell_dir)
         info = self.target_info[cell.target.label]
         cmd = locust_command(self.scenario, cell, cell_dir, info.model)
-        meta: dict[str, Any] = {
-            "scenario": self.scenario.name,
-            "scenario_digest": self.scenario.digest,
-            "target_label": cell.target.label,
-            "target_url": cell.target.url,
-            "hourly_price_usd": cell.target.hourly_price_usd,
-            "gpu": cell.target.gpu,
-            "workload": cell.workload.name,
-            "api": cell.workload.api,
-            "locustfile": cell.workload.locustfile,
-            "users": cell.users,
-            "max_new_tokens": cell.max_new_tokens,
-            "repeat": cell.repeat,
-            "duration_s": float(math.ceil(self.scenario.duration_s)),
-            "warmup_s": self.scenario.warmup_s,
-            "spawn_rate": self.scenario.spawn_rate,
-            "workers": self.scenario.workers,
-            "csv_prefix": CSV_PREFIX,
-            "command": cmd,
-            "model": info.model,
-            "max_model_len": info.max_model_len,
-            "server_version": info.server_version,
-            "metrics_available": info.metrics_available,
-            "locust_version": _version("locust"),
-            "suite_version": _version("llm-locust-suite"),
-            "git_commit": _git_commit(),
-            "host_cpu_count": os.cpu_count(),
-            "host": platform.node(),
-            "started_at": datetime.now(UTC).isoformat(),
-            "status": CellStatus.RUNNING.value,
-        }
-        if self.scenario.auto_duration:
-            meta.update(
-                duration_mode="auto",
-                max_duration_s=meta["duration_s"],
-                target_ci_pct=self.scenario.target_ci_pct,
-                min_duration_s=self.scenario.min_duration_s,
-            )
+        meta = cell_metadata(self.scenario, cell, info, cmd, host_facts())
         write_json_atomic(cell_dir / METADATA_FILE, meta)
         scraper = None
         if self.scenario.scrape_metrics and info.metrics_available:
@@ -302,19 +340,16 @@ class GridRunner:
             env["OPENAI_API_KEY"] = key  # by environment only: the command line is recorded, the key never is
         t_start = time.time()
         with (cell_dir / "locust.stdout").open("wb") as out:
-            self._child = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=child_preexec()
-            )
+            self._child = self.launch(cmd, out, env)
             meta["locust_pid"] = self._child.pid  # lets a later --resume see an orphan that still runs
             write_json_atomic(cell_dir / METADATA_FILE, meta)
             rc = self._wait(cell, cell_dir, scraper)
         self._child = None
-        delta = scraper.stop() if scraper is not None else None
         meta.update(
             ended_at=datetime.now(UTC).isoformat(),
             wall_s=round(time.time() - t_start, 3),
             exit_code=rc,
-            server_token_delta=delta,
+            server_token_delta=scraper.stop() if scraper is not None else None,
             server_prefix_cache=scraper.prefix_cache() if scraper is not None else None,
             metrics_error=scraper.error if scraper is not None else None,
         )
@@ -322,7 +357,7 @@ class GridRunner:
             meta.update(_stop_metadata(cell_dir))
         completed = completed_requests(cell_dir)
         status, detail = cell_verdict(self.interrupted, rc, completed, cell_dir / "locust.log")
-        meta.update(status=status, completed_requests=completed)
+        meta.update(status=status.value, completed_requests=completed)
         write_json_atomic(cell_dir / METADATA_FILE, meta)
         if status == CellStatus.COMPLETED:
             write_text_atomic(cell_dir / COMPLETE_MARKER, meta["ended_at"] + "\n")

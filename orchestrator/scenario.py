@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.options import DEFAULT_REQUEST_TIMEOUT_S
+
 __all__ = [
     "Cell",
     "QualityConfig",
@@ -96,7 +98,7 @@ class Scenario:
     workers: int = 1
     order: str = "sequential"
     stop_timeout_s: float = 30.0
-    request_timeout_s: float = 120.0
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     scrape_metrics: bool = True
     scrape_interval_s: float = 1.0
     description: str = ""
@@ -281,7 +283,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         workers=int(sc.get("workers", 1)),
         order=order,
         stop_timeout_s=float(sc.get("stop_timeout_s", 30.0)),
-        request_timeout_s=float(sc.get("request_timeout_s", 120.0)),
+        request_timeout_s=float(sc.get("request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S)),
         scrape_metrics=bool(scrape.get("enabled", True)),
         scrape_interval_s=float(scrape.get("interval_s", 1.0)),
         description=sc.get("description", ""),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.faults import FAULT_KINDS, FaultConfig
 from simulator.profiles import DEFAULT_PROFILE, ProfileError, describe, load_profiles
-from simulator.server import Settings, serve
+from simulator.server import ServerSettings, serve
 from simulator.textgen import Divergence
 
 __all__ = ["build_parser", "main"]
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("error: --divergence-rate must be in [0, 1] and --logprob-drift >= 0")
     if (args.fixed_ttft_ms is None) != (args.fixed_itl_ms is None):
         sys.exit("error: --fixed-ttft-ms and --fixed-itl-ms go together")
-    settings = Settings(
+    settings = ServerSettings(
         profile=profile,
         model_name=args.model or profile.model,
         max_model_len=args.max_model_len or profile.max_model_len,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from simulator.profiles import Profile
 
-__all__ = ["BLOCK_SIZE_TOKENS", "Engine", "RequestTiming", "StepCost", "StepResult", "simulate", "step_cost"]
+__all__ = ["BLOCK_SIZE_TOKENS", "Engine", "SimulatedTiming", "StepCost", "StepResult", "simulate", "step_cost"]
 
 BLOCK_SIZE_TOKENS = 16  # vLLM's default KV block size
 
@@ -225,7 +225,7 @@ class Engine:
 
 
 @dataclass(frozen=True)
-class RequestTiming:
+class SimulatedTiming:
     """Virtual-clock timings of one simulated request, seconds from the start of `simulate`."""
 
     arrival_s: float
@@ -248,7 +248,7 @@ class RequestTiming:
 
 def simulate(
     engine: Engine, requests: list[tuple[float, int, int]], max_steps: int = 10_000_000
-) -> list[RequestTiming]:
+) -> list[SimulatedTiming]:
     """Run `requests` = (arrival_s, prompt_tokens, output_tokens) to completion on a virtual clock.
 
     Tokens are stamped at the end of the step that produced them, as the server emits them.
@@ -275,6 +275,6 @@ def simulate(
         for seq_id in result.finished:
             done[seq_id] = now_s
     return [
-        RequestTiming(arrival_s=req[0], first_token_s=first[k], finish_s=done[k], output_tokens=req[2])
+        SimulatedTiming(arrival_s=req[0], first_token_s=first[k], finish_s=done[k], output_tokens=req[2])
         for k, req in enumerate(requests)
     ]

@@ -34,11 +34,11 @@ from simulator.streams import EngineDriver, FixedDriver, Stream, StreamContext, 
 from simulator.textgen import Divergence, generate
 from simulator.tokenizer import tokenize
 
-__all__ = ["Settings", "SimServer", "serve"]
+__all__ = ["ServerSettings", "SimServer", "serve"]
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServerSettings:
     """Everything the server needs, resolved from the CLI (and the profile's defaults)."""
 
     profile: Profile
@@ -64,7 +64,7 @@ class Settings:
 class SimServer:
     """HTTP handler + token drivers for one served model."""
 
-    def __init__(self, settings: Settings, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(self, settings: ServerSettings, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.settings = settings
         self.clock_ns = clock_ns
         self.created = int(time.time())
@@ -313,7 +313,7 @@ def _install_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]) -> None:
+async def _serve(settings: ServerSettings, host: str, port: int, ready: Callable[[str], None]) -> None:
     loop = asyncio.get_running_loop()
     app = SimServer(settings)
     app.start_drivers()
@@ -337,7 +337,7 @@ async def _serve(settings: Settings, host: str, port: int, ready: Callable[[str]
         app.close()
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: ServerSettings, host: str, port: int) -> None:
     """Run until SIGTERM/SIGINT; prints `SIMULATOR READY http://HOST:PORT` once the socket is bound."""
 
     def ready(url: str) -> None:

@@ -13,7 +13,7 @@ from analysis.capacity import pooled_itl_ms
 from analysis.catalog import load_catalog
 from analysis.cost import HEADLINES, cost_table, headline_cell, resolve_prices
 from analysis.errors import InputError
-from analysis.run import Run, Target, load_run, resolve_labels
+from analysis.run import Run, RunTarget, load_run, resolve_labels
 from analysis.slo import SloSpec, attainment_table, slo_table
 from tests.unit.analysis.runbuilder import BF16, QUANT, SteadySpec, build_run, build_steady_run
 
@@ -55,10 +55,10 @@ def test_utilization_scales_tokens_per_hour(run: Run) -> None:
 def test_price_precedence_flag_then_scenario_then_catalog() -> None:
     catalog = load_catalog()
     targets = [
-        Target("A", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
-        Target("B", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
-        Target("C", gpu="rtx2000-ada-16gb"),
-        Target("D"),
+        RunTarget("A", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
+        RunTarget("B", hourly_price_usd=0.5, gpu="rtx2000-ada-16gb"),
+        RunTarget("C", gpu="rtx2000-ada-16gb"),
+        RunTarget("D"),
     ]
     prices = resolve_prices(targets, catalog, {"A": 1.25}).set_index("target_label")
     assert prices.loc["A", "hourly_price_usd"] == 1.25 and prices.loc["A", "price_source"] == "--price flag"
@@ -202,7 +202,7 @@ def test_roofline_ceiling_by_hand(run: Run) -> None:
 
 
 def test_cost_table_marks_missing_price_as_nan(run: Run) -> None:
-    prices = resolve_prices([Target(BF16), Target(QUANT)], load_catalog(), {})
+    prices = resolve_prices([RunTarget(BF16), RunTarget(QUANT)], load_catalog(), {})
     cost = cost_table(run.capacity, prices)
     assert cost["usd_per_1m_tokens"].isna().all()
 

@@ -1,4 +1,4 @@
-"""Cell CIs, adequacy reasons and verdict wording on synthetic records with known answers."""
+"""CellFiles CIs, adequacy reasons and verdict wording on synthetic records with known answers."""
 
 from __future__ import annotations
 
