@@ -25,6 +25,7 @@ __all__ = [
     "CellData",
     "capacity_table",
     "cell_row",
+    "cell_window",
     "tokens_in_window",
     "window_bounds",
 ]
@@ -119,6 +120,12 @@ def window_bounds(requests: pd.DataFrame, warmup_s: float, duration_s: float | N
         ends = starts + requests["e2e_ms"].to_numpy(dtype=float) / 1000.0
         t_end = float(np.nanmax(np.where(np.isnan(ends), starts, ends)))
     return t0 + float(warmup_s), t_end
+
+
+def cell_window(cell: CellData) -> tuple[float, float]:
+    """The cell's steady window from its request log and metadata (warmup_s, duration_s); see window_bounds."""
+    meta = cell.metadata
+    return window_bounds(cell.requests, float(meta.get("warmup_s", 0.0)), meta.get("duration_s"))
 
 
 def tokens_in_window(requests: pd.DataFrame, tokens: pd.DataFrame, ws: float, we: float) -> float:
@@ -238,7 +245,7 @@ def _suspect_tokens(req: pd.DataFrame) -> int:
 def _from_request_log(cell: CellData) -> dict[str, Any]:
     req = cell.requests
     meta = cell.metadata
-    ws, we = window_bounds(req, float(meta.get("warmup_s", 0.0)), meta.get("duration_s"))
+    ws, we = cell_window(cell)
     window_s = we - ws
     # numpy columns and masks, not DataFrame filtering: a frame copy per mask dominated large cells
     start = req["start_wall_s"].to_numpy(dtype=float)
@@ -367,9 +374,7 @@ def cell_row(cell: CellData) -> dict[str, Any]:
     row.update(warmup_s=float(cell.metadata.get("warmup_s", math.nan)), ramp_s=_ramp_s(cell.metadata))
     row.update(_prefix_cache(cell.metadata))
     if not cell.requests.empty:
-        ws, we = window_bounds(
-            cell.requests, float(cell.metadata.get("warmup_s", 0.0)), cell.metadata.get("duration_s")
-        )
+        ws, we = cell_window(cell)
         if we - ws <= 0:
             row.update(source="none", token_check="n/a", client_bound=False)
             row["status"] = f"no data: zero-length window (warm-up {cell.metadata.get('warmup_s', 0)} s)"

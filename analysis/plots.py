@@ -17,9 +17,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, window_bounds
+from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, cell_window
 from analysis.cost import KEY
 from analysis.verdict import side_estimate
+from runformat.layout import cell_label
 
 __all__ = [
     "Plot",
@@ -154,7 +155,7 @@ def _window_e2e(cell: CellData) -> np.ndarray:
     req = cell.requests
     if req.empty:
         return np.empty(0)
-    ws, we = window_bounds(req, float(cell.metadata.get("warmup_s", 0.0)), cell.metadata.get("duration_s"))
+    ws, we = cell_window(cell)
     start = req["start_wall_s"].to_numpy(dtype=float)
     keep = (start >= ws) & (start <= we) & req["success"].to_numpy(dtype=bool)
     values = req["e2e_ms"].to_numpy(dtype=float)[keep]
@@ -213,8 +214,7 @@ def server_plots(capacity: pd.DataFrame, server: dict[str, pd.DataFrame]) -> lis
     plots = []
     for row in capacity.itertuples(index=False):
         frame = server.get(str(row.cell), pd.DataFrame())
-        title = f"{row.target_label!s} · {row.workload!s} c{row.concurrency!s} m{row.max_new_tokens!s}"
-        title += f" r{row.repeat!s}" if row.repeat else ""
+        title = cell_label(row.target_label, row.workload, row.concurrency, row.max_new_tokens, row.repeat)
         if frame.empty or "wall_s" not in frame:
             continue
         with _style():

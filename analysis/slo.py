@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.capacity import CellData, window_bounds
+from analysis.capacity import CellData, cell_window
 from analysis.cost import KEY
 
 __all__ = ["SloSpec", "attainment_table", "slo_table"]
@@ -38,7 +38,7 @@ def _attainment(cell: CellData, spec: SloSpec) -> tuple[float, float]:
     req = cell.requests
     if req.empty:
         return math.nan, math.nan
-    ws, we = window_bounds(req, float(cell.metadata.get("warmup_s", 0.0)), cell.metadata.get("duration_s"))
+    ws, we = cell_window(cell)
     if we <= ws:
         return math.nan, math.nan
     start = req["start_wall_s"].to_numpy(dtype=float)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.cost import HEADLINES, headline_cell
 from analysis.naming import comparison_slug
+from runformat.layout import cell_label
 
 __all__ = ["decision_summary", "headline_points", "kind_names", "roofline_hint", "warnings"]
 
@@ -193,8 +194,7 @@ def roofline_hint(roofline: pd.DataFrame, points: list[dict[str, Any]], baseline
 
 
 def _cell_name(row: Any) -> str:
-    name = f"{row.target_label!s} · {row.workload!s} c{row.concurrency!s} m{row.max_new_tokens!s}"
-    return name + (f" r{row.repeat!s}" if row.repeat else "")
+    return cell_label(row.target_label, row.workload, row.concurrency, row.max_new_tokens, row.repeat)
 
 
 def warnings(capacity: pd.DataFrame) -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.options import DEFAULT_REQUEST_TIMEOUT_S
+from runformat.layout import cell_dir_name
 
 __all__ = [
     "Cell",
@@ -125,7 +126,7 @@ class Cell:
 
     @property
     def relpath(self) -> Path:
-        name = f"c{self.users}_m{self.max_new_tokens}" + (f"_r{self.repeat}" if self.repeats > 1 else "")
+        name = cell_dir_name(self.users, self.max_new_tokens, self.repeat, self.repeats)
         return Path(safe_name(self.target.label)) / safe_name(self.workload.name) / name
 
 

@@ -81,7 +81,7 @@ def cell_dir_name(users: int, max_new_tokens: int, repeat: int = 0, repeats: int
     return f"c{users}_m{max_new_tokens}" + (f"_r{repeat}" if repeats > 1 else "")
 
 
-def cell_label(target: str, workload: str, users: object, max_new_tokens: object, repeat: object = 0) -> str:
+def cell_label(target: object, workload: object, users: object, max_new_tokens: object, repeat: object = 0) -> str:
     """How people read a cell: 'BF16 · batch c32 m256' (+ ' r1' for a later repeat)."""
     label = f"{target} · {workload} c{users} m{max_new_tokens}"
     return label + (f" r{repeat}" if repeat else "")
