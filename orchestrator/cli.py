@@ -7,8 +7,9 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,6 +29,7 @@ from runformat.layout import CellStatus
 __all__ = ["main"]
 
 DEFAULT_OUT = Path("reports/runs")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,32 +51,34 @@ def _describe(cell: Cell) -> str:
     return f"{cell.target.label} / {cell.workload.name} / {cell.users} users / {cell.max_new_tokens} tok"
 
 
+def _out_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True, help=help_text
+    )
+
+
+_target_url_option = click.option(
+    "--target-url",
+    "target_urls",
+    multiple=True,
+    metavar="LABEL=URL",
+    help="Point a scenario target at another base URL (e.g. another host or port); recorded in the run.",
+)
+
+
 @main.command(
     help="Run every cell of SCENARIO (a scenarios/*.toml file), one headless Locust process per cell.\n\n"
     "Without SCENARIO the seed's environment interface is used: " + SEED_ENV_HELP
 )
 @click.argument("scenario_path", metavar="SCENARIO", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Folder that receives the run directory.",
-)
+@_out_option("Folder that receives the run directory.")
 @click.option(
     "--only",
     multiple=True,
     metavar="KEY=VALUE",
     help="Run a subset: target, workload, users, max_new_tokens, repeat (comma lists allowed).",
 )
-@click.option(
-    "--target-url",
-    "target_urls",
-    multiple=True,
-    metavar="LABEL=URL",
-    help="Point a scenario target at another base URL (e.g. another host or port).",
-)
+@_target_url_option
 @click.option("--dry-run", is_flag=True, help="Print the cells and their Locust commands; start nothing.")
 @click.option(
     "--resume",
@@ -187,26 +191,13 @@ def _quality_pass(runner: GridRunner, console: Console) -> Path:
 
 @main.command()
 @click.argument("scenario_path", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Folder that receives a new run directory (unless --run-dir is given).",
-)
+@_out_option("Folder that receives a new run directory (unless --run-dir is given).")
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="Write into RUN_DIR/quality of an existing run instead of a new run directory.",
 )
-@click.option(
-    "--target-url",
-    "target_urls",
-    multiple=True,
-    metavar="LABEL=URL",
-    help="Point a scenario target at another base URL (e.g. another host or port).",
-)
+@_target_url_option
 def quality(scenario_path: Path, out_dir: Path, run_dir: Path | None, target_urls: tuple[str, ...]) -> None:
     """Send SCENARIO's seeded quality prompt set to every target and store the outputs (RUN/quality/).
 
