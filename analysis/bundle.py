@@ -16,6 +16,7 @@ from analysis.quality import Quality, summarize_quality
 from analysis.roofline import roofline_specs, roofline_table
 from analysis.run import Run, resolve_labels
 from analysis.slo import SloSpec, attainment_table, slo_table
+from analysis.whatif import WhatIf, WhatIfInput, whatif
 
 __all__ = ["Analysis", "Options", "analyse"]
 
@@ -37,6 +38,8 @@ class Options:
     similarity_threshold: float | None = None  # None: the scenario's [quality] threshold
     worst_n: int = 5
     adequacy: AdequacyThresholds = DEFAULT_THRESHOLDS
+    whatif_gpus: tuple[str, ...] = ()  # catalog GPUs to project the run onto (empty: no projection)
+    model_weight_gb: dict[str, float] = field(default_factory=dict)  # --model-bytes LABEL=GB
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Analysis:
     roofline_specs: pd.DataFrame
     roofline: pd.DataFrame
     quality: Quality | None = None
+    whatif: WhatIf | None = None
 
 
 def _labels(run: Run, options: Options, need_pair: bool) -> tuple[str | None, str | None]:
@@ -93,6 +97,15 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
         quality = summarize_quality(
             run.quality, cost, options.quality_reference, options.similarity_threshold, options.worst_n
         )
+    projection = None
+    if options.whatif_gpus:
+        from simulator.profiles import load_profiles
+
+        inp = WhatIfInput(
+            run.targets, run.capacity, run.server_metrics, cost, options.utilization, options.model_weight_gb,
+            baseline, candidate,
+        )  # fmt: skip
+        projection = whatif(inp, list(options.whatif_gpus), catalog, load_profiles())
     return Analysis(
         run,
         options,
@@ -107,4 +120,5 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
         specs,
         roofline_table(cost, specs),
         quality,
+        projection,
     )

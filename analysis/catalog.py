@@ -18,6 +18,7 @@ __all__ = [
     "GpuSpec",
     "ModelSpec",
     "load_catalog",
+    "parse_model_bytes_flags",
     "parse_price_flags",
     "parse_weight_flags",
 ]
@@ -136,3 +137,8 @@ def parse_price_flags(flags: tuple[str, ...] | list[str]) -> dict[str, float]:
 def parse_weight_flags(flags: tuple[str, ...] | list[str]) -> dict[str, float]:
     """`LABEL=GB` strings → {label: model weight size in GB (10^9 bytes)}."""
     return _label_values(flags, "--weights-gb", "LABEL=GB, e.g. RTX2000-16GB-BF16=6.43")
+
+
+def parse_model_bytes_flags(flags: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """`LABEL=GB` strings → {label: weights read per engine step in GB (10^9 bytes)} (what-if projections)."""
+    return _label_values(flags, "--model-bytes", "LABEL=GB, e.g. RTX2000-16GB-QUANT=2.25")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds
 from analysis.bundle import Options, analyse
-from analysis.catalog import parse_price_flags, parse_weight_flags
+from analysis.catalog import parse_model_bytes_flags, parse_price_flags, parse_weight_flags
 from analysis.errors import InputError
 from analysis.loading import default_report_dir
 from analysis.run import load_run
@@ -336,6 +336,16 @@ def quality(
         emit(q.prompts[PROMPT_COLUMNS], output)
 
 
+def _whatif_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--whatif-gpu",
+        "whatif_gpus",
+        multiple=True,
+        metavar="GPU",
+        help="Add an 'On other GPUs (projected)' section for this catalog GPU (e.g. a100-80gb). Repeatable.",
+    )(func)
+
+
 def _cost_or_empty(
     run_dir: Path, prices_file: Path | None, price_flags: tuple[str, ...], utilization: float
 ) -> pd.DataFrame:
@@ -368,6 +378,7 @@ def _cost_or_empty(
 @click.option("--slo-ttft-p95-ms", type=float, default=2_000.0, show_default=True, help="SLO bound on TTFT p95 (ms).")
 @click.option("--p95-threshold-pct", type=float, default=20.0, show_default=True, help="p95 blow-up flag threshold.")
 @_quality_options
+@_whatif_option
 @input_errors
 @_adequacy_options
 def report(
@@ -385,6 +396,7 @@ def report(
     reference: str | None,
     threshold: float | None,
     worst_n: int,
+    whatif_gpus: tuple[str, ...],
     adequacy: AdequacyThresholds,
 ) -> None:
     """Write RUN/report/index.html (PREFIX_report/ for a Locust CSV prefix; self-contained) and the seed's
@@ -402,11 +414,66 @@ def report(
         similarity_threshold=threshold,
         worst_n=worst_n,
         adequacy=adequacy,
+        whatif_gpus=whatif_gpus,
     )
     from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
 
     a = analyse(load_run(run_dir), opts)
     click.echo(write_report(a, out_dir or default_report_dir(run_dir)))
+
+
+@main.command()
+@_run_arg
+@click.option(
+    "--gpu", "gpus", multiple=True, metavar="GPU", help="Catalog GPU to project onto, e.g. a100-80gb. Repeatable."
+)
+@click.option(
+    "--model-bytes",
+    "model_flags",
+    multiple=True,
+    metavar="LABEL=GB",
+    help="Weights read per step (GB) for a target, when its model's weight format differs from the profile's.",
+)
+@_price_options
+@_label_options
+@_output_option
+@input_errors
+def whatif(
+    run_dir: Path,
+    gpus: tuple[str, ...],
+    model_flags: tuple[str, ...],
+    prices_file: Path | None,
+    price_flags: tuple[str, ...],
+    utilization: float,
+    baseline: str | None,
+    candidate: str | None,
+    output: Path | None,
+) -> None:
+    """How would RUN's cells change on other GPUs? Projected, never measured (docs/WHATIF.md).
+
+    Fits the step-time model's efficiency terms (bandwidth, compute, per-step overhead) to each target's
+    cells, then projects every cell onto each --gpu: throughput, TPOT, TTFT, KV-limited concurrency and
+    $/1M tokens at the catalog price, with a 95 % band. Needs cells at two or more concurrencies per target.
+    """
+    from analysis.catalog import load_catalog
+    from analysis.report import whatif_text
+
+    if not gpus:
+        known = ", ".join(load_catalog(prices_file).gpus)
+        raise InputError(f"name at least one GPU to project onto with --gpu; known GPUs: {known}")
+    opts = Options(
+        baseline=baseline,
+        candidate=candidate,
+        catalog_path=prices_file,
+        prices=parse_price_flags(price_flags),
+        utilization=utilization,
+        whatif_gpus=gpus,
+        model_weight_gb=parse_model_bytes_flags(model_flags),
+    )
+    a = analyse(load_run(run_dir), opts)
+    click.echo(whatif_text(a))
+    if output is not None and a.whatif is not None:
+        emit(a.whatif.cells, output)
 
 
 @main.command()

@@ -23,9 +23,10 @@ from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
 from analysis.tables import SEED_COLUMNS
+from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
 
-__all__ = ["build_context", "cost_text", "render", "seed_tables", "write_report"]
+__all__ = ["build_context", "cost_text", "render", "seed_tables", "whatif_text", "write_report"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 CAPACITY_VIEW = [
@@ -176,6 +177,7 @@ def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "utilization": a.options.utilization,
         "cost_formula": COST_FORMULA,
         "quality": _quality_context(a, points),
+        "whatif": whatif_context(a.whatif),
     }
 
 
@@ -198,6 +200,11 @@ def _quality_context(a: Analysis, points: list[dict[str, Any]]) -> dict[str, Any
 def cost_text(a: Analysis) -> str:
     """The cost document (Assumptions, Chat, Batch, every cell, Savings, Narrative) as Markdown."""
     return _markdown(_environment()).get_template("cost.md.j2").render(cost_context(a, _now()))
+
+
+def whatif_text(a: Analysis) -> str:
+    """The "On other GPUs (projected)" section alone, as Markdown (`analysis whatif`)."""
+    return _markdown(_environment()).get_template("whatif.md.j2").render(cost_context(a, _now()))
 
 
 def _now() -> str:
@@ -228,6 +235,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
             *TABLE_FILES,
             *(["comparison.csv"] if len(a.compare) else []),
             *(QUALITY_FILES if a.quality is not None else []),
+            *(["whatif.csv", "whatif_params.csv"] if a.whatif is not None else []),
         ],
     }
     return {
@@ -285,6 +293,9 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
         write_csv_atomic(out_dir / "quality_summary.csv", a.quality.summary)
         write_csv_atomic(out_dir / "quality_prompts.csv", a.quality.prompts[PROMPT_COLUMNS])
         write_csv_atomic(out_dir / "quality_cost.csv", a.quality.adjusted_cost)
+    if a.whatif is not None:
+        write_csv_atomic(out_dir / "whatif.csv", a.whatif.cells)
+        write_csv_atomic(out_dir / "whatif_params.csv", a.whatif.params)
     rendered = render(context)
     for name, text in rendered.items():
         if name != "index.html":

@@ -51,6 +51,8 @@ class CellObs:
     throughput_rel_se: float
     tpot_p50_ms: float
     kv_tokens_per_seq: float  # NaN without /metrics
+    ttft_p50_ms: float = math.nan
+    has_ci: bool = True
 
 
 @dataclass
@@ -131,11 +133,12 @@ def cell_observations(rows: pd.DataFrame, server: dict[str, pd.DataFrame], profi
     cells = []
     usable = rows[(rows["throughput_tok_s"] > 0) & rows["tpot_p50_ms"].notna()]
     for raw, group in usable.groupby(["workload", "concurrency", "max_new_tokens"], sort=True):
-        key = (str(raw[0]), int(raw[1]), int(raw[2]))  # type: ignore[index, call-overload]
+        key = (str(raw[0]), int(raw[1]), int(raw[2]))  # type: ignore[call-overload]
         thr = float(group["throughput_tok_s"].mean())
         half = (group["throughput_tok_s_ci95_high"] - group["throughput_tok_s_ci95_low"]) / 2.0
         rel = float((half / 1.96 / group["throughput_tok_s"]).mean())
-        rel = NO_CI_REL_SE if not math.isfinite(rel) or rel <= 0 else rel / math.sqrt(len(group))
+        has_ci = math.isfinite(rel) and rel > 0
+        rel = rel / math.sqrt(len(group)) if has_ci else NO_CI_REL_SE
         tpot_s = float(group["tpot_p50_ms"].mean()) / 1e3
         ramp = float(group["ramp_s"].fillna(0.0).mean())
         sync = float(group["completion_sync_share"].fillna(0.0).mean()) >= WAVES_SHARE
@@ -156,6 +159,8 @@ def cell_observations(rows: pd.DataFrame, server: dict[str, pd.DataFrame], profi
                 rel,
                 tpot_s * 1e3,
                 float(np.mean(kv)) if kv else math.nan,
+                float(group["ttft_p50_ms"].mean()),
+                has_ci,
             )
         )
     return cells
@@ -319,7 +324,7 @@ def _target_rows(
             if math.isfinite(cell.kv_tokens_per_seq)
             else cell.work.prompt_tokens + cell.work.output_tokens / 2.0
         )
-        rel = Z95 * cell.throughput_rel_se
+        rel = Z95 * cell.throughput_rel_se if cell.has_ci else math.nan
         rows.append(
             {
                 **base,
@@ -329,7 +334,7 @@ def _target_rows(
                 "throughput_tok_s_low": cell.throughput_tok_s * (1 - rel),
                 "throughput_tok_s_high": cell.throughput_tok_s * (1 + rel),
                 "tpot_p50_ms": cell.tpot_p50_ms,
-                "ttft_p50_ms": math.nan,
+                "ttft_p50_ms": cell.ttft_p50_ms,
                 "rel_half_pct": rel * 100,
                 "kv_max_concurrency": min(fit.profile.kv_capacity_tokens / kv, fit.profile.max_num_seqs),
                 "hourly_price_usd": price,

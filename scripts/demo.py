@@ -17,6 +17,8 @@ from pathlib import Path
 from simulator.launch import SimulatorProcess, start_simulator
 
 REPO = Path(__file__).resolve().parents[1]
+# The report projects the measured GPU onto these (docs/WHATIF.md): "how would this change on A100/H100?"
+WHATIF = ["--whatif-gpu", "a100-80gb", "--whatif-gpu", "h100-80gb"]
 TARGETS = [("RTX2000-16GB-BF16", "rtx2000-ada-16gb-bf16", 8000), ("RTX2000-16GB-QUANT", "rtx2000-ada-16gb-awq", 8001)]
 
 
@@ -79,7 +81,7 @@ def main() -> int:
         return 1
     run_dir = Path(grid.stdout.strip().splitlines()[-1])
     report = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(run_dir), "-o", str(run_dir / "report")], cwd=REPO
+        [sys.executable, "-m", "analysis", "report", str(run_dir), "-o", str(run_dir / "report"), *WHATIF], cwd=REPO
     )
     if report.returncode != 0:
         print("demo: report generation failed (see above)", file=sys.stderr)

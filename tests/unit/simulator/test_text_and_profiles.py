@@ -18,6 +18,8 @@ REQUIRED_PROFILES = {
     "a100-80gb-bf16",
     "h100-80gb-bf16",
     "h100-80gb-fp8",
+    "a100-80gb-awq",
+    "h100-80gb-awq",
 }
 
 
