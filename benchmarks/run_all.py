@@ -13,8 +13,9 @@
 6. CI coverage: benchmarks/ci_coverage.py (how often a short cell's 95% CI holds the long-run value).
 7. Real vLLM with prefix caching on (its default): our batch user vs `vllm bench serve` at the same
    lengths, and the prefix-cache hit rate each gets (benchmarks/vllm_prefix_cache.py; needs .venv-vllm).
+8. What-if projections: RTX cells projected onto A100/H100 vs simulated A100/H100 (benchmarks/sim_whatif.py).
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,firehose,analysis,simulator,coverage,prefix_cache]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,...,whatif]
     .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
 
 Benchmarks, not tests: nothing here asserts a speed.
@@ -533,7 +534,7 @@ def main() -> None:
     global OUT_DIR, BEFORE_DIR
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
-    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache")
+    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,whatif")
     p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
@@ -588,6 +589,10 @@ def main() -> None:
             quick = ["--long-s", "6", "--slice-s", "3", "--warmup-s", "2"]
             lengths = quick if opts.quick else ["--long-s", "600", "--slice-s", "30"]
             run_script([PY, "benchmarks/ci_coverage.py", *lengths, "--json", str(out)], out)
+        if "whatif" in only:
+            out = OUT_DIR / f"sim_whatif{suffix}.json"
+            size = ["--duration-s", "5", "--warmup-s", "2", "--concurrency", "4,8"] if opts.quick else []
+            run_script([PY, "benchmarks/sim_whatif.py", *size, "--json", str(out)], out)
         if "prefix_cache" in only and not opts.quick and VLLM_PY.exists() and TOKENIZER.exists():
             out = OUT_DIR / "vllm_prefix_cache.json"
             run_script([PY, "benchmarks/vllm_prefix_cache.py", "--json", str(out)], out)
