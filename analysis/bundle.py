@@ -99,13 +99,11 @@ def analyse(run: Run, options: Options, need_pair: bool = False) -> Analysis:
         )
     projection = None
     if options.whatif_gpus:
-        from simulator.profiles import load_profiles
-
         inp = WhatIfInput(
             run.targets, run.capacity, run.server_metrics, cost, options.utilization, options.model_weight_gb,
             baseline, candidate,
         )  # fmt: skip
-        projection = whatif(inp, list(options.whatif_gpus), catalog, load_profiles())
+        projection = whatif(inp, list(options.whatif_gpus), catalog)
     return Analysis(
         run,
         options,

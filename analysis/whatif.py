@@ -16,7 +16,7 @@ from analysis.catalog import Catalog
 from analysis.errors import InputError
 from analysis.run import Target
 from analysis.whatif_model import LoopTrace, LoopWorkload, compose, doc_theta, run_closed_loop
-from simulator.profiles import Profile
+from simulator.profiles import Profile, load_profiles
 
 __all__ = [
     "PARAMS",
@@ -433,8 +433,10 @@ class WhatIfInput:
     candidate: str | None = None
 
 
-def whatif(inp: WhatIfInput, gpus: list[str], catalog: Catalog, profiles: dict[str, Profile]) -> WhatIf:
-    """Fit every target of the run and project its cells onto `gpus` (catalog keys)."""
+def whatif(inp: WhatIfInput, gpus: list[str], catalog: Catalog, profiles: dict[str, Profile] | None = None) -> WhatIf:
+    """Fit every target of the run and project its cells onto `gpus` (catalog keys); `profiles` default to
+    the simulator's documented ones (simulator/profiles.toml)."""
+    profiles = profiles if profiles is not None else load_profiles()
     if not gpus:
         raise InputError(f"name at least one GPU to project onto (--gpu); known GPUs: {', '.join(catalog.gpus)}")
     for gpu in gpus:

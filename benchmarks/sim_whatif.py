@@ -128,6 +128,7 @@ def _pct(projected: float, truth: float) -> float:
 
 def compare(run_dir: Path) -> dict[str, Any]:
     run = load_run(run_dir)
+    run.capacity = run.capacity[run.capacity["status"] == "completed"]  # an interrupted grid: finished cells only
     a = analyse(run, Options(baseline="RTX-BF16", candidate="RTX-AWQ"))
     measured = [t for t in run.targets if t.label in MEASURED]
     cap = run.capacity[run.capacity["target_label"].isin(list(MEASURED))]
@@ -204,9 +205,11 @@ def main() -> None:
         run_dir = opts.run_dir or run_grid(work, opts)
         data = compare(run_dir)
         if opts.fixture is not None:
-            cap = load_run(run_dir).capacity[FIXTURE_COLUMNS].assign(cell="")
+            cap = load_run(run_dir).capacity
+            cap = cap[cap["status"] == "completed"][FIXTURE_COLUMNS].assign(cell="")
             cap.to_csv(opts.fixture, index=False, float_format="%.6g")
     data["config"] = {"duration_s": opts.duration_s, "warmup_s": opts.warmup_s, "concurrency": opts.concurrency}
+    data["config"]["workloads"] = sorted({c["workload"] for c in data["cells"]})
     text = json.dumps(data, indent=2)
     if opts.json:
         opts.json.write_text(text + "\n")

@@ -26,8 +26,14 @@ ALLOWED = {
     "analysis": {"runformat"},
 }
 # the single sanctioned crossings: the orchestrator CLI writes the seed's capacity CSV through analysis,
-# and `python -m loadgen grid|quality` forwards to the orchestrator
-EXCEPTIONS = {("orchestrator/cli.py", "analysis"), ("loadgen/__main__.py", "orchestrator")}
+# `python -m loadgen grid|quality` forwards to the orchestrator, and the what-if projection runs the
+# simulator's pure engine and profiles (the step-time model is defined once, in simulator/)
+EXCEPTIONS = {
+    ("orchestrator/cli.py", "analysis"),
+    ("loadgen/__main__.py", "orchestrator"),
+    ("analysis/whatif.py", "simulator"),
+    ("analysis/whatif_model.py", "simulator"),
+}
 # what the orchestrator may use from loadgen: modules that import neither gevent nor locust
 ORCHESTRATOR_MAY_USE = {"loadgen.apis", "loadgen.workloads", "loadgen.options"}
 
