@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.catalog import Catalog
 from analysis.errors import InputError
-from analysis.run import Target
+from analysis.run import RunTarget
 from analysis.whatif_model import LoopTrace, LoopWorkload, compose, doc_theta, run_closed_loop
 from simulator.profiles import Profile, load_profiles
 
@@ -108,7 +108,7 @@ def resolve_hardware(gpu: str, catalog: Catalog, profiles: dict[str, Profile]) -
     return profile
 
 
-def resolve_model(target: Target, profiles: dict[str, Profile], weight_gb: float | None) -> Profile:
+def resolve_model(target: RunTarget, profiles: dict[str, Profile], weight_gb: float | None) -> Profile:
     """The profile describing the model the target serves; `weight_gb` overrides the bytes read per step."""
     model = next((p for p in profiles.values() if p.model == target.model), None)
     if model is None:
@@ -302,7 +302,7 @@ def _price(catalog: Catalog, gpu: str) -> float:
 
 
 def _target_rows(
-    target: Target,
+    target: RunTarget,
     fit: TargetFit,
     gpus: list[str],
     catalog: Catalog,
@@ -423,7 +423,7 @@ def savings_by_gpu(cells: pd.DataFrame, baseline: str, candidate: str) -> pd.Dat
 class WhatIfInput:
     """A run's tables and the knobs of a projection."""
 
-    targets: list[Target]
+    targets: list[RunTarget]
     capacity: pd.DataFrame
     server_metrics: dict[str, pd.DataFrame]
     cost: pd.DataFrame

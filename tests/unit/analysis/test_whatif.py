@@ -12,7 +12,7 @@ import pytest
 from analysis.catalog import load_catalog
 from analysis.cost import KEY
 from analysis.errors import InputError
-from analysis.run import Target
+from analysis.run import RunTarget
 from analysis.whatif import CellObs, WhatIfInput, fit_target, project_cell, resolve_hardware, whatif
 from analysis.whatif_model import LoopWorkload, compose, doc_theta, run_closed_loop
 from simulator.profiles import load_profiles
@@ -79,9 +79,9 @@ def _fixture() -> pd.DataFrame:
     return pd.read_csv(FIXTURE).assign(cell="")
 
 
-def _targets(labels: list[str]) -> list[Target]:
+def _targets(labels: list[str]) -> list[RunTarget]:
     models = {"BF16": "meta-llama/Llama-3.2-3B-Instruct", "AWQ": "meta-llama/Llama-3.2-3B-Instruct-AWQ"}
-    return [Target(lb, gpu="rtx2000-ada-16gb", model=models[lb.split("-")[1]]) for lb in labels]
+    return [RunTarget(lb, gpu="rtx2000-ada-16gb", model=models[lb.split("-")[1]]) for lb in labels]
 
 
 def _measured_whatif(gpus: list[str]) -> tuple[pd.DataFrame, object]:
@@ -98,7 +98,7 @@ def test_unknown_gpu_lists_the_known_ones() -> None:
 
 def test_unknown_model_lists_the_known_ones() -> None:
     cap = _fixture()
-    target = Target("RTX-BF16", gpu="rtx2000-ada-16gb", model="tiny-llama")
+    target = RunTarget("RTX-BF16", gpu="rtx2000-ada-16gb", model="tiny-llama")
     inp = WhatIfInput([target], cap[cap["target_label"] == "RTX-BF16"], {}, COST_COLUMNS_ONLY)
     with pytest.raises(InputError, match=r"'tiny-llama'.*known models: meta-llama/Llama-3.2-3B-Instruct"):
         whatif(inp, ["a100-80gb"], CATALOG, PROFILES)
