@@ -21,10 +21,12 @@ from analysis.capacity import CAPACITY_COLUMNS
 from analysis.cost import COST_FORMULA, assumption_lines
 from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
+from analysis.searchreport import load_search, search_context
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
 from analysis.tables import SEED_COLUMNS
 from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
+from runformat.search import CAPACITY_SEARCH_CSV
 
 __all__ = ["build_context", "cost_text", "render", "seed_tables", "whatif_text", "write_report"]
 
@@ -178,6 +180,9 @@ def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "cost_formula": COST_FORMULA,
         "quality": _quality_context(a, points),
         "whatif": whatif_context(a.whatif),
+        "search": search_context(
+            load_search(a.run.path), a.run.path, a.run.cells, a.prices, a.options.utilization, with_plots=False
+        ),
     }
 
 
@@ -238,6 +243,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
             *(["whatif.csv", "whatif_params.csv"] if a.whatif is not None else []),
         ],
     }
+    base["search"] = search_context(load_search(run.path), run.path, run.cells, a.prices, a.options.utilization)
     return {
         **base,
         "summary": decision_summary(points, a.compare, a.slo, names) if pair else [],
@@ -287,6 +293,8 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     write_csv_atomic(out_dir / "cost.csv", a.cost)
     write_csv_atomic(out_dir / "slo.csv", a.slo)
     write_csv_atomic(out_dir / "roofline.csv", a.roofline)
+    if context["search"] is not None:
+        write_csv_atomic(out_dir / CAPACITY_SEARCH_CSV, context["search"]["table"])
     if len(a.compare):
         write_csv_atomic(out_dir / "comparison.csv", a.compare)
     if a.quality is not None:

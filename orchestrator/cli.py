@@ -22,9 +22,12 @@ from orchestrator.quality import build_prompts, run_quality
 from orchestrator.runlock import RunLocked, hold_run_lock
 from orchestrator.runrecord import record_target_urls, recorded_target_urls
 from orchestrator.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
+from orchestrator.search import ProbeResult
+from orchestrator.searchcli import search_command
 from orchestrator.seedenv import SEED_ENV_HELP, scenario_from_env
 from orchestrator.targets import PreflightError
 from runformat.layout import CellStatus
+from runformat.search import Slo
 
 __all__ = ["main"]
 
@@ -319,3 +322,20 @@ def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) 
             return runner.run(cells, on_done)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _judge_probe(cell_dir: Path, slos: tuple[Slo, ...]) -> ProbeResult:
+    """A capacity-search probe judged by analysis from its cell's 95% CIs."""
+    from analysis.slojudge import judge_cell
+
+    judged, _ = judge_cell(cell_dir, slos)
+    return ProbeResult(judged.outcome, judged.throughput_tok_s, judged.p95_latency_ms, judged.binding, judged.detail)
+
+
+def _write_capacity_search(run_dir: Path) -> Path:
+    from analysis.searchreport import write_capacity_search
+
+    return write_capacity_search(run_dir)
+
+
+main.add_command(search_command(_judge_probe, _write_capacity_search))

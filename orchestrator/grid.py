@@ -291,6 +291,7 @@ class GridRunner:
     interrupted: bool = False
     target_info: dict[str, TargetInfo] = field(default_factory=dict)
     launch: Launcher = field(default_factory=lambda: launch_locust)
+    extra_metadata: dict[str, Any] = field(default_factory=dict)  # merged into every cell's metadata.json
     _child: subprocess.Popen[bytes] | None = None
 
     def preflight(self) -> None:
@@ -325,6 +326,7 @@ class GridRunner:
         info = self.target_info[cell.target.label]
         cmd = locust_command(self.scenario, cell, cell_dir, info.model)
         meta = cell_metadata(self.scenario, cell, info, cmd, host_facts())
+        meta.update(self.extra_metadata)
         write_json_atomic(cell_dir / METADATA_FILE, meta)
         scraper = None
         if self.scenario.scrape_metrics and info.metrics_available:

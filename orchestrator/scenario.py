@@ -16,12 +16,14 @@ from typing import Any
 
 from loadgen.options import DEFAULT_REQUEST_TIMEOUT_S
 from runformat.layout import cell_dir_name
+from runformat.search import Over, Slo, SloError, parse_slo
 
 __all__ = [
     "Cell",
     "QualityConfig",
     "Scenario",
     "ScenarioError",
+    "SearchConfig",
     "Target",
     "Workload",
     "expand",
@@ -87,6 +89,20 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """The `[search]` table: SLOs and search settings for `loadgen search` (None: the command's default)."""
+
+    slos: tuple[Slo, ...] = ()
+    over: Over | None = None
+    start: float | None = None
+    max_load: float | None = None
+    resolution_pct: float | None = None
+    min_step: float | None = None
+    max_attempts: int | None = None
+    knee_gain_pct: float | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     path: Path | None
@@ -105,6 +121,7 @@ class Scenario:
     description: str = ""
     digest: str = ""
     quality: QualityConfig = field(default_factory=QualityConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     source_text: str = field(default="", compare=False, repr=False)
     # duration_s = "auto": each cell runs until its CIs are within target_ci_pct (--until-ci), at most
     # max_duration_s (then duration_s holds that cap), never less than min_duration_s.
@@ -185,7 +202,17 @@ _QUALITY_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "logprobs": ((bool,), False),
     "workloads": ((list,), False),
 }
-_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality"}
+_SEARCH_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "slo": ((list,), False),
+    "over": ((str,), False),
+    "start": ((int, float), False),
+    "max": ((int, float), False),
+    "resolution_pct": ((int, float), False),
+    "min_step": ((int, float), False),
+    "max_attempts": ((int,), False),
+    "knee_gain_pct": ((int, float), False),
+}
+_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality", "search"}
 
 
 def _check_table(where: str, table: Any, schema: dict[str, tuple[tuple[type, ...], bool]]) -> dict[str, Any]:
@@ -271,6 +298,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         if sc.get(key, 1) < 1:
             raise ScenarioError(f"{source}: [scenario].{key}: expected an integer >= 1")
     quality = _quality(source, data.get("quality", {}), targets, workloads)
+    search = _search(source, data.get("search", {}))
     canonical = repr(sorted(_flatten(data)))
     return Scenario(
         name=sc.get("name", default_name),
@@ -290,6 +318,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         description=sc.get("description", ""),
         digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         quality=quality,
+        search=search,
         auto_duration=auto,
         target_ci_pct=target_ci,
         min_duration_s=min_duration,
@@ -345,6 +374,38 @@ def _quality(source: str, table: Any, targets: list[Target], workloads: list[Wor
         threshold=float(q.get("threshold", 0.8)),
         logprobs=bool(q.get("logprobs", True)),
         workloads=tuple(chosen),
+    )
+
+
+def _search(source: str, table: Any) -> SearchConfig:
+    where = f"{source}: [search]"
+    t = _check_table(where, table, _SEARCH_KEYS)
+    try:
+        slos = tuple(parse_slo(s) if isinstance(s, str) else parse_slo(repr(s)) for s in t.get("slo", []))
+    except SloError as exc:
+        raise ScenarioError(f"{where}.slo: {exc}") from exc
+    over = t.get("over")
+    if over is not None and over not in tuple(Over):
+        raise ScenarioError(f"{where}.over: {over!r} is not one of {', '.join(Over)}")
+    for key in ("start", "max", "min_step", "max_attempts"):
+        if key in t and not t[key] > 0:
+            raise ScenarioError(f"{where}.{key}: expected a number > 0, got {t[key]}")
+    for key in ("resolution_pct", "knee_gain_pct"):
+        if key in t and t[key] < 0:
+            raise ScenarioError(f"{where}.{key}: expected a percentage >= 0, got {t[key]}")
+
+    def num(key: str) -> float | None:
+        return float(t[key]) if key in t else None
+
+    return SearchConfig(
+        slos=slos,
+        over=Over(over) if over is not None else None,
+        start=num("start"),
+        max_load=num("max"),
+        resolution_pct=num("resolution_pct"),
+        min_step=num("min_step"),
+        max_attempts=int(t["max_attempts"]) if "max_attempts" in t else None,
+        knee_gain_pct=num("knee_gain_pct"),
     )
 
 
