@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.socket
@@ -28,7 +28,7 @@ from loadgen.stream import StreamResult, read_chunks
 from loadgen.timing import RequestTiming
 from runformat.records import INTERRUPTED_PREFIX
 
-__all__ = ["ClientIdentity", "GenerationInterrupted", "GenerationOutcome", "LLMClient", "ServerState"]
+__all__ = ["ClientIdentity", "GenerationInterrupted", "GenerationOutcome", "LLMClient", "ServerState", "StreamWatch"]
 
 _ERROR_BODY_BYTES = 200
 
@@ -50,6 +50,15 @@ class ClientIdentity:
     workload: str = ""
     user_id: str = ""
     worker_id: str = ""
+
+
+class StreamWatch(Protocol):
+    """Sees a request while it streams: `opened` when it is sent (again, under the same key, on a retry)
+    with the result its events fill, `closed` once with its final record."""
+
+    def opened(self, key: str, result: StreamResult) -> None: ...
+
+    def closed(self, key: str, record: RequestRecord) -> None: ...
 
 
 @dataclass
@@ -77,6 +86,7 @@ class LLMClient:
         identity: ClientIdentity | None = None,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        watch: StreamWatch | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http_for = http_for
@@ -87,6 +97,7 @@ class LLMClient:
         self.identity = identity or ClientIdentity()
         self._clock = clock
         self._wall_clock = wall_clock
+        self._watch = watch
 
     def _url(self, path: str) -> URL:
         return URL(self.base_url + path)
@@ -230,6 +241,8 @@ class LLMClient:
         http = self._http_for(url)
         record.start_wall_s = self._wall_clock()
         result.timing.t_send = record.t_send_s = self._clock()
+        if self._watch is not None:
+            self._watch.opened(record.request_id, result)
         try:
             resp = http.request("POST", url.request_uri, body=body, headers=headers)
         except HTTPConnectionClosed as exc:
@@ -308,6 +321,8 @@ class LLMClient:
             elif output_tokens < 1 or not timing.arrivals:
                 record.error = "zero output tokens"
         record.success = record.error is None and status == 200
+        if self._watch is not None:
+            self._watch.closed(record.request_id, record)
 
 
 def usage_contradicts(usage_tokens: int | None, token_events: int, max_new_tokens: int) -> bool:

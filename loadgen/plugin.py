@@ -22,11 +22,14 @@ from locust.env import Environment
 from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadgen.apis import get_api
 from loadgen.client import GenerationOutcome, LLMClient, ServerState
 from loadgen.clienthealth import ClientHealth
+from loadgen.live import itl_from_trace
 from loadgen.llmstats import LLMStats
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.requestlog import CsvRecordSink, process_tag
+from loadgen.runsummary import install_json_section, llm_summary, summary_lines
 from loadgen.untilci import MESSAGE as UNTIL_CI_MESSAGE
 from loadgen.untilci import StopRule, UntilCI
 from loadgen.webui import install_llm_tab
@@ -48,6 +51,8 @@ logger = logging.getLogger(__name__)
 _runtimes: weakref.WeakKeyDictionary[Environment, LoadgenRuntime] = weakref.WeakKeyDictionary()
 _installed: set[int] = set()
 _CSV_INTERVAL_S = 2.0
+_FIRST_TOKEN_TICK_S = 0.25
+console_logger = logging.getLogger("locust.stats_logger")
 
 
 class LoadgenRuntime:
@@ -78,6 +83,9 @@ class LoadgenRuntime:
         self._shape: PromptShape | None = None
         self.until_ci: UntilCI | None = None
         self._csv_writer: gevent.Greenlet | None = None
+        self._live_ticker: gevent.Greenlet | None = None
+        self.started_at_s: float | None = None
+        self.stopped_at_s: float | None = None
 
     @property
     def worker_id(self) -> str:
@@ -211,8 +219,10 @@ class LoadgenRuntime:
                 exception=None if rec.success else LLMRequestError(rec.error or "failed"),
                 context={"request_id": rec.request_id},
             )
-        if rec.success and rec.ttft_ms is not None:
-            self.stats.log(request_type, name, rec.ttft_ms, rec.tpot_ms, rec.output_tokens)
+        if rec.success and rec.e2e_ms is not None:
+            self.stats.log_completed(
+                request_type, name, rec.e2e_ms, rec.tpot_ms, itl_from_trace(rec.arrivals_ms, rec.counts)
+            )
         if self.sink is not None:
             self.sink.write_request(rec)
         if self.until_ci is not None:
@@ -237,16 +247,63 @@ class LoadgenRuntime:
             self.sink = None
         self.health = None
         self._csv_writer = None
+        self._live_ticker = None
 
     def _spawn(self, fn: Callable[[], None]) -> None:
         self._greenlets.append(gevent.spawn(fn))
 
-    # -- LLM stats CSV (master or local process) ---------------------------------------------------------
+    # -- the live LLM view ---------------------------------------------------------------------------------
+
+    def start_live(self) -> None:
+        """TTFTs logged as first tokens arrive (every process that sends); the rolling tok/s sampled once a
+        second where the view is shown (local or master)."""
+        self.started_at_s, self.stopped_at_s = time.time(), None
+        if self._live_ticker is None:
+            self._live_ticker = gevent.spawn(self._tick_live)
+            self._greenlets.append(self._live_ticker)
+
+    def _tick_live(self) -> None:
+        shows_view = not isinstance(self.environment.runner, WorkerRunner)
+        ticks = 0
+        while True:
+            gevent.sleep(_FIRST_TOKEN_TICK_S)
+            self.stats.log_first_tokens()
+            ticks += 1
+            if shows_view and ticks % round(1.0 / _FIRST_TOKEN_TICK_S) == 0 and self.stopped_at_s is None:
+                self.stats.sample(time.time())
+
+    def stop_live(self) -> None:
+        """Stop: the rolling rates and the run's window end freeze here."""
+        self.stats.log_first_tokens()
+        if self.started_at_s is not None and self.stopped_at_s is None:
+            self.stopped_at_s = time.time()
+            self.stats.freeze(self.stopped_at_s)
 
     def llm_rows(self) -> list[dict[str, Any]]:
         runner = self.environment.runner
-        start = runner.stats.start_time if runner is not None else None
+        start = self.started_at_s or (runner.stats.start_time if runner is not None else None)
         return self.stats.rows(run_start_s=start)
+
+    def summary(self) -> dict[str, Any] | None:
+        """The run's LLM summary (None before any test started)."""
+        if self.started_at_s is None:
+            return None
+        end_s = self.stopped_at_s or time.time()
+        runner = self.environment.runner
+        failures = runner.stats.total.num_failures if runner is not None else 0
+        host = self.environment.host or getattr(self.environment.parsed_options, "host", None) or DEFAULT_HOST
+        endpoint = f"POST {host.rstrip('/')}{get_api(self.settings.api).path}"
+        return llm_summary(self.llm_rows(), failures, (self.started_at_s, end_s), [endpoint])
+
+    def print_summary(self) -> None:
+        summary = self.summary()
+        if summary is None:
+            return
+        for line in summary_lines(summary):
+            console_logger.info(line)
+        console_logger.info("")
+
+    # -- LLM stats CSV (master or local process) ---------------------------------------------------------
 
     def write_llm_csv(self) -> None:
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
@@ -292,6 +349,16 @@ def install(events: Events) -> None:
     events.test_stop.add_listener(_on_test_stop)
     events.reset_stats.add_listener(_on_reset_stats)
     events.quitting.add_listener(lambda environment, **_: _on_quitting(environment))
+    install_json_section(_summary_for_stats)
+
+
+def _summary_for_stats(request_stats: Any) -> dict[str, Any] | None:
+    """The LLM section for Locust's JSON output: the summary of the run whose stats these are."""
+    for rt in list(_runtimes.values()):
+        runner = rt.environment.runner
+        if runner is not None and runner.stats is request_stats and not isinstance(runner, WorkerRunner):
+            return rt.summary()
+    return None
 
 
 def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
@@ -313,7 +380,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
         )
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(
-            lambda client_id, data, **_: rt.stats.merge(data.get("llm_stats") or {})
+            lambda client_id, data, **_: rt.stats.merge(data.get("llm_stats") or {}, str(client_id))
         )
     _install_until_ci(environment, runner, rt)
     # `quit` fires after the runner has stopped every user, so interrupted requests are still logged.
@@ -386,6 +453,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _install_until_ci(environment, environment.runner, rt)
     if rt.until_ci is not None:
         rt.until_ci.start()
+    rt.start_live()
     if not isinstance(environment.runner, WorkerRunner):
         rt.start_llm_csv_writer()
 
@@ -394,6 +462,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     rt = runtime_for(environment)
     rt.flush()
     if not isinstance(environment.runner, WorkerRunner):
+        rt.stop_live()
         rt.write_llm_csv()
 
 
@@ -407,6 +476,11 @@ def _on_quitting(environment: Environment) -> None:
 
 
 def _on_quit(rt: LoadgenRuntime) -> None:
+    is_worker = isinstance(rt.environment.runner, WorkerRunner)
+    if not is_worker:
+        rt.stop_live()
+        if not getattr(rt.environment.parsed_options, "json", False):
+            rt.print_summary()
     rt.close()
-    if not isinstance(rt.environment.runner, WorkerRunner):
+    if not is_worker:
         rt.write_llm_csv()

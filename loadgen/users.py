@@ -66,6 +66,7 @@ class LLMUser(FastHttpUser):
                 user_id=self.user_id,
                 worker_id=self.runtime.worker_id,
             ),
+            watch=self.runtime.stats.watch(self.request_name),
         )
         self.backoff = Backoff(rng=random.Random(f"backoff-{self.workload}-{self.user_id}"))
         self._due_s: float | None = None

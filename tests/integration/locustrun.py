@@ -11,6 +11,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -46,8 +47,13 @@ class LocustRun:
 
     def final_counts(self) -> tuple[int, int]:
         """(requests, failures) from Locust's end-of-run JSON (its CSVs can lag the end by up to 1 s)."""
-        entries = json.loads(Path(f"{self.prefix}_final.json").read_text())
+        entries = self.final_json()["stats"]
         return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
+
+    def final_json(self) -> dict[str, Any]:
+        """Locust's --json-file output: {"stats": Locust's entries, "llm": the LLM summary}."""
+        data: dict[str, Any] = json.loads(Path(f"{self.prefix}_final.json").read_text())
+        return data
 
     def failures(self) -> list[dict[str, str]]:
         with open(f"{self.prefix}_failures.csv", newline="") as f:
