@@ -149,9 +149,11 @@ def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_cs
     if scenario.quality.enabled and not runner.interrupted:
         _quality_pass(runner, console)
     failed = [r for r in results if r.status != CellStatus.COMPLETED]
+    if len(failed) < len(results):
+        _print_results(run_dir, console)
     console.print(f"run directory: {run_dir}", soft_wrap=True, markup=False)
     if out_csv is not None:
-        from analysis.tables import seed_capacity_csv  # the one place the orchestrator calls analysis
+        from analysis.tables import seed_capacity_csv  # the orchestrator calls analysis only here and at the grid's end
 
         seed_capacity_csv(run_dir, out_csv)
         console.print(f"capacity CSV: {out_csv}", soft_wrap=True, markup=False)
@@ -166,6 +168,18 @@ def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_cs
         for r in failed:
             console.print(f"  {_describe(r.cell)}: {r.status} {r.detail}", markup=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _print_results(run_dir: Path, console: Console) -> None:
+    """The per-cell table, RUN/results.json and the report hint (reduced by the analysis package)."""
+    from analysis.results import end_of_grid
+
+    try:
+        lines = end_of_grid(run_dir)
+    except Exception as exc:  # the cells are on disk either way: say why there is no table, keep the exit code
+        lines = [f"no results table: {exc}", f"report: make report RUN={run_dir}"]
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def _check_prompt_sources(scenario: Scenario) -> None:

@@ -110,6 +110,15 @@ def test_smoke_grid_produces_every_file_per_cell(tmp_path: Path, simulator_facto
         assert meta["server_prefix_cache"] == {"hits": 0, "queries": requests["prompt_tokens"].sum()}
         metrics = pd.read_csv(cell / "server_metrics.csv")
         assert {"running", "waiting", "kv_cache_usage_perc", "generation_tokens_total"} <= set(metrics.columns)
+    # The grid ends with a per-cell table, results.json with every capacity-table figure, the report hint.
+    from analysis.capacity import CAPACITY_COLUMNS
+
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["schema_version"] == 1 and results["columns"] == CAPACITY_COLUMNS and len(results["cells"]) == 4
+    assert all(set(cell) == set(CAPACITY_COLUMNS) and cell["throughput_tok_s"] > 0 for cell in results["cells"])
+    table = done.stderr[done.stderr.index("target  ") :]
+    assert "tok/s" in table and "TTFT p95" in table and len([ln for ln in table.splitlines() if "QUANT" in ln]) == 2
+    assert f"make report RUN={run_dir}" in done.stderr
     assert "[1/4] running BF16 / batch / 4 users / 16 tok (ETA" in done.stderr
     assert "[4/4] completed QUANT / chat / 4 users / 16 tok (last" in done.stderr
 

@@ -25,7 +25,8 @@ ALLOWED = {
     "orchestrator": {"runformat", "loadgen"},  # loadgen's pure prompt builders and API strategies only
     "analysis": {"runformat"},
 }
-# the single sanctioned crossings: the orchestrator CLI writes the seed's capacity CSV through analysis,
+# the single sanctioned crossings: the orchestrator CLI writes the seed's capacity CSV and the end-of-grid
+# results through analysis,
 # `python -m loadgen grid|quality` forwards to the orchestrator, and the what-if projection runs the
 # simulator's pure engine and profiles (the step-time model is defined once, in simulator/)
 EXCEPTIONS = {
