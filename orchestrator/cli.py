@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,10 +15,11 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadgen.workloads import WorkloadError, load_texts
 from orchestrator.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
+from orchestrator.gridlive import eta_s
 from orchestrator.quality import build_prompts, run_quality
 from orchestrator.runlock import RunLocked, hold_run_lock
 from orchestrator.runrecord import record_target_urls, recorded_target_urls
@@ -170,6 +172,19 @@ def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_cs
         sys.exit(1)
 
 
+def _cell_figures_text(figures: dict[str, Any] | None) -> str:
+    """The cell's own end-of-run figures (whole run, warm-up included), from its Locust's JSON."""
+    if not figures:
+        return "no figures from the load generator"
+    thr, req = figures["throughput"], figures["requests"]
+    ttft = figures.get("ttft_ms", {}).get("median")
+    ttft_text = f", TTFT p50 {ttft:,.0f} ms" if ttft is not None else ""
+    return (
+        f"{thr['output_tok_s']:,.1f} tok/s, {req['completed']} completed, {req['failed']} failed{ttft_text}"
+        f" over {figures['window']['duration_s']:.0f} s"
+    )
+
+
 def _print_results(run_dir: Path, console: Console) -> None:
     """The per-cell table, RUN/results.json and the report hint (reduced by the analysis package)."""
     from analysis.results import end_of_grid
@@ -288,43 +303,52 @@ def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) 
     total = len(cells)
     per_cell_s = runner.scenario.duration_s + 3.0  # start-up and drain, roughly
     done: list[CellResult] = []
-    last = LiveStatus()
+    started_at: float | None = None
     progress = Progress(
         TextColumn("[bold]cells"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[eta]}"),
         TextColumn("{task.fields[live]}"),
         console=console,
         disable=not console.is_terminal,
     )
-    task = progress.add_task("cells", total=total, live="")
+    task = progress.add_task("cells", total=total, live="", eta="")
+
+    def eta_text() -> str:
+        in_cell = time.monotonic() - started_at if started_at is not None else None
+        left = eta_s(total - len(done), per_cell_s, in_cell)
+        return f"ETA {int(left // 60)}:{int(left % 60):02d}"
 
     def on_progress(cell: Cell, live: LiveStatus) -> None:
-        nonlocal last
-        last = live
-        text = f"{_describe(cell)} | users {live.users} | {live.tok_s:,.0f} tok/s"
-        progress.update(task, live=f"{text} | req {live.requests} | fail {live.failures}")
+        text = f"{_describe(cell)} | users {live.users} | in flight {live.in_flight}"
+        rate = f"{live.tok_s:,.0f} tok/s ({live.tok_s_source})" if live.tok_s_source else "tok/s: waiting"
+        ttft = f" | TTFT p50 {live.ttft_p50_ms:,.0f} ms" if live.ttft_p50_ms is not None else ""
+        progress.update(
+            task, eta=eta_text(), live=f"{text} | {rate} | done {live.requests} | fail {live.failures}{ttft}"
+        )
 
     def on_start(cell: Cell) -> None:
-        nonlocal last
-        last = LiveStatus()
+        nonlocal started_at
+        started_at = time.monotonic()
         if not console.is_terminal:
-            eta_s = (total - len(done)) * per_cell_s
-            console.print(
-                f"[{len(done) + 1}/{total}] running {_describe(cell)} (ETA {eta_s / 60:.1f} min)", markup=False
-            )
+            eta = eta_s(total - len(done), per_cell_s, None)
+            console.print(f"[{len(done) + 1}/{total}] running {_describe(cell)} (ETA {eta / 60:.1f} min)", markup=False)
 
     def on_done(result: CellResult) -> None:
+        nonlocal started_at
+        started_at = None
         done.append(result)
-        progress.advance(task)
+        if result.status == CellStatus.INTERRUPTED:
+            progress.update(task, eta="interrupted", live="")
+        else:
+            progress.advance(task)
+            progress.update(task, eta=eta_text())
         colour = "green" if result.status == CellStatus.COMPLETED else "red"
-        stats = f"last {last.tok_s:,.0f} tok/s, {last.requests} req, {last.failures} failures"
         progress.console.print(
-            f"[{len(done)}/{total}] [{colour}]{result.status}[/] {escape(_describe(result.cell))} ({stats}) "
-            + escape(result.detail),
+            f"[{len(done)}/{total}] [{colour}]{result.status}[/] {escape(_describe(result.cell))} "
+            f"({escape(_cell_figures_text(result.figures))}) " + escape(result.detail),
             soft_wrap=True,
         )
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from loadgen.apis import bearer_headers
+from orchestrator.gridlive import RESULTS_JSON, cell_figures, live_figures, llm_live_row
 from orchestrator.runlock import child_preexec
 from orchestrator.scenario import Cell, Scenario, ScenarioError
 from orchestrator.scrape import MetricsScraper
@@ -55,6 +56,7 @@ class CellResult:
     status: CellStatus
     detail: str = ""
     path: Path | None = None
+    figures: dict[str, Any] | None = None  # the LLM section of the cell's own end-of-run JSON
 
 
 @dataclass
@@ -65,6 +67,9 @@ class LiveStatus:
     tok_s: float = 0.0
     requests: int = 0
     failures: int = 0
+    in_flight: int = 0
+    ttft_p50_ms: float | None = None
+    tok_s_source: str = ""  # "load generator" (its rolling window) or "/metrics"
 
 
 def new_run_dir(out: Path, scenario: Scenario) -> Path:
@@ -140,6 +145,8 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
         "--csv-full-history",
         "--html",
         str(cell_dir / "locust_report.html"),
+        "--json-file",
+        str(cell_dir / RESULTS_JSON),
         "--stop-timeout",
         f"{math.ceil(scenario.stop_timeout_s)}s",
         "--exit-code-on-error",
@@ -363,7 +370,7 @@ class GridRunner:
         write_json_atomic(cell_dir / METADATA_FILE, meta)
         if status == CellStatus.COMPLETED:
             write_text_atomic(cell_dir / COMPLETE_MARKER, meta["ended_at"] + "\n")
-        return CellResult(cell, status, detail, cell_dir)
+        return CellResult(cell, status, detail, cell_dir, cell_figures(cell_dir))
 
     def _wait(self, cell: Cell, cell_dir: Path, scraper: MetricsScraper | None) -> int:
         assert self._child is not None
@@ -383,12 +390,21 @@ class GridRunner:
                 live.users = int(float(row.get("User Count") or 0))
                 live.requests = int(float(row.get("Total Request Count") or 0))
                 live.failures = int(float(row.get("Total Failure Count") or 0))
-            if scraper is not None and scraper.last is not None:
+            llm = llm_live_row(cell_dir, CSV_PREFIX)
+            figures = live_figures(llm) if llm else {}
+            if figures.get("requests") is not None:
+                live.requests = int(figures["requests"] or 0)
+                live.in_flight = int(figures["in_flight"] or 0)
+                live.ttft_p50_ms = figures["ttft_p50_ms"]
+            if figures.get("tok_s") is not None:
+                live.tok_s, live.tok_s_source = float(figures["tok_s"] or 0.0), "load generator"
+            elif scraper is not None and scraper.last is not None:
                 now = (time.monotonic(), scraper.last.get("generation_tokens_total", 0.0))
                 if previous is not None and now[1] >= previous[1] and now[0] > previous[0]:
                     live.tok_s = (
                         (now[1] - previous[1]) / (now[0] - previous[0]) if now[1] != previous[1] else live.tok_s
                     )
+                    live.tok_s_source = "/metrics"
                 previous = now
             if self.on_progress is not None:
                 self.on_progress(cell, live)

@@ -120,7 +120,11 @@ def test_smoke_grid_produces_every_file_per_cell(tmp_path: Path, simulator_facto
     assert "tok/s" in table and "TTFT p95" in table and len([ln for ln in table.splitlines() if "QUANT" in ln]) == 2
     assert f"make report RUN={run_dir}" in done.stderr
     assert "[1/4] running BF16 / batch / 4 users / 16 tok (ETA" in done.stderr
-    assert "[4/4] completed QUANT / chat / 4 users / 16 tok (last" in done.stderr
+    line = next(
+        ln for ln in done.stderr.splitlines() if ln.startswith("[4/4] completed QUANT / chat / 4 users / 16 tok (")
+    )
+    figures = results["cells"][3]
+    assert " tok/s, " in line and " completed, 0 failed, TTFT p50 " in line and figures["target_label"] == "QUANT"
 
 
 def test_dry_run_starts_nothing(tmp_path: Path) -> None:
@@ -208,6 +212,7 @@ def test_interrupt_then_resume_completes_without_duplicates(tmp_path: Path, simu
         c for c in _cells(run_dir) if json.loads((c / "metadata.json").read_text())["status"] == "interrupted"
     ]
     assert len(interrupted) == 1
+    assert "] interrupted " in err and "results: " in err  # shown as interrupted; the finished cells' table
     first_mtimes = {c: (c / "COMPLETE").stat().st_mtime_ns for c in finished}
 
     resumed = _grid("--resume", str(run_dir))
