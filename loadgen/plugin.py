@@ -25,6 +25,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadgen.apis import get_api
 from loadgen.client import GenerationOutcome, LLMClient, ServerState
 from loadgen.clienthealth import ClientHealth
+from loadgen.htmlreport import install_html_section
 from loadgen.live import itl_from_trace
 from loadgen.llmstats import LLMStats
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
@@ -258,6 +259,8 @@ class LoadgenRuntime:
         """TTFTs logged as first tokens arrive (every process that sends); the rolling tok/s sampled once a
         second where the view is shown (local or master)."""
         self.started_at_s, self.stopped_at_s = time.time(), None
+        self.stats.rate.clear()
+        self.stats.sample(self.started_at_s)  # the window starts at zero: the first prompt's tokens count
         if self._live_ticker is None:
             self._live_ticker = gevent.spawn(self._tick_live)
             self._greenlets.append(self._live_ticker)
@@ -350,6 +353,7 @@ def install(events: Events) -> None:
     events.reset_stats.add_listener(_on_reset_stats)
     events.quitting.add_listener(lambda environment, **_: _on_quitting(environment))
     install_json_section(_summary_for_stats)
+    install_html_section(lambda environment: runtime_for(environment).summary())
 
 
 def _summary_for_stats(request_stats: Any) -> dict[str, Any] | None:
