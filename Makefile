@@ -9,6 +9,7 @@ GRID_ARGS ?=
 PYTEST_ARGS ?=
 RUN ?=
 TARGETS ?= sim
+PORTS ?= 8000 8001
 
 .PHONY: vllm-setup vllm-targets vllm-stop
 .PHONY: setup test lint format sim demo clean bench grid report
@@ -34,11 +35,13 @@ format: setup
 	$(VENV)/bin/ruff format simulator loadgen orchestrator analysis runformat locustfiles tests scripts
 	$(VENV)/bin/ruff check --fix simulator loadgen orchestrator analysis runformat locustfiles tests scripts
 
-# Both default targets in the foreground: the seed's BF16 server on :8000 and its quantized twin on :8001.
+# Both default targets in the foreground: the seed's BF16 server on :8000 and its quantized twin on :8001
+# (PORTS="9000 9001" for others).
 sim: setup
-	@trap 'kill 0' INT TERM; \
-	$(PY) -m simulator --profile rtx2000-ada-16gb-bf16 --port 8000 & \
-	$(PY) -m simulator --profile rtx2000-ada-16gb-awq --port 8001 & \
+	@set -- $(PORTS); [ $$# -eq 2 ] || { echo "make sim: PORTS takes two ports, e.g. PORTS=\"9000 9001\"" >&2; exit 2; }; \
+	trap 'kill 0' INT TERM; \
+	$(PY) -m simulator --profile rtx2000-ada-16gb-bf16 --port $$1 & \
+	$(PY) -m simulator --profile rtx2000-ada-16gb-awq --port $$2 & \
 	wait
 
 # A scenario file (SCENARIO=scenarios/....toml), or the seed's interface: GPU_NAME=... OUT_CSV=... URL=... make grid
@@ -58,7 +61,7 @@ vllm-stop:
 
 # TARGETS=sim (default: two simulated GPUs) or TARGETS=vllm (the real pair from `make vllm-targets`)
 demo: setup
-	TARGETS=$(TARGETS) $(PY) scripts/demo.py
+	TARGETS=$(TARGETS) PORTS="$(PORTS)" $(PY) scripts/demo.py
 
 # The report of RUN=reports/runs/<run>, or of the newest run under reports/; prints the path of index.html.
 report: setup

@@ -1,6 +1,7 @@
 """`make demo`: start the two simulated targets, run the smoke grid against them, build the report.
 
-Uses :8000/:8001 (the seed's ports) when free, else any free ports; the targets are always stopped.
+Uses :8000/:8001 (the seed's ports; PORTS="9000 9001" for others) when free, else any free ports; the targets
+are always stopped.
 `make demo TARGETS=vllm` instead drives the real vLLM pair that `make vllm-targets` started.
 """
 
@@ -36,7 +37,10 @@ def simulators(log_dir: Path) -> Iterator[dict[str, str]]:
     started: list[SimulatorProcess] = []
     urls: dict[str, str] = {}
     try:
-        for label, profile, port in TARGETS:
+        ports = [int(p) for p in os.environ.get("PORTS", "").split()] or [port for *_, port in TARGETS]
+        if len(ports) != len(TARGETS):
+            raise SystemExit(f'demo: PORTS takes {len(TARGETS)} ports, e.g. PORTS="9000 9001"')
+        for (label, profile, _), port in zip(TARGETS, ports, strict=True):
             log = log_dir / f"sim-{profile}.log"
             try:
                 sim = start_simulator(["--profile", profile], port=port if _port_free(port) else 0, log_path=log)
