@@ -173,6 +173,22 @@ def add_arguments(parser: Any) -> None:
         help="Turns per chat conversation; later turns resend the history. Default: 1 (single-turn).",
     )
     add(
+        "--worker-local-records",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        include_in_web_ui=False,
+        help="Distributed runs: each worker also writes its own PREFIX_*_<host>-<pid>.csv files instead of "
+        "shipping its records to the master (which then writes none). Default: ship to the master.",
+    )
+    add(
+        "--record-buffer-mb",
+        type=float,
+        default=64.0,
+        include_in_web_ui=False,
+        help="Distributed runs: the most record bytes a worker keeps sent but not yet acknowledged by the "
+        "master; past it, new records wait (then are dropped and counted as lost). Default: 64.",
+    )
+    add(
         "--record-emit-lag",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -243,6 +259,8 @@ class Settings:
     request_log: str | None = None
     chat_turns: int = 1
     record_emit_lag: bool = False
+    worker_local_records: bool = False
+    record_buffer_mb: float = 64.0
     until_ci_pct: float | None = None
     warmup_s: float = 0.0
     min_duration_s: float = 0.0
@@ -272,6 +290,8 @@ class Settings:
             request_log=request_log or None,
             chat_turns=max(1, int(get(options, "chat_turns", 1) or 1)),
             record_emit_lag=_bool(get(options, "record_emit_lag", False)),
+            worker_local_records=_bool(get(options, "worker_local_records", False)),
+            record_buffer_mb=float(get(options, "record_buffer_mb", 64.0) or 64.0),
             until_ci_pct=_positive_or_none(get(options, "until_ci", None)),
             warmup_s=float(get(options, "warmup", 0.0) or 0.0),
             min_duration_s=float(get(options, "min_duration", 0.0) or 0.0),

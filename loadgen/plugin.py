@@ -29,8 +29,10 @@ from loadgen.htmlreport import install_html_section
 from loadgen.live import itl_from_trace
 from loadgen.llmstats import LLMStats
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
+from loadgen.recordship import RecordCollector, ShippingSink
 from loadgen.requestlog import CsvRecordSink, process_tag
 from loadgen.runsummary import install_json_section, llm_summary, summary_lines
+from loadgen.shipglue import install_master, install_worker, live_workers, shipping_sink
 from loadgen.untilci import MESSAGE as UNTIL_CI_MESSAGE
 from loadgen.untilci import StopRule, UntilCI
 from loadgen.webui import install_llm_tab
@@ -70,7 +72,9 @@ class LoadgenRuntime:
         self._withheld: set[str] = set()
         self.stats = LLMStats()
         self.server = ServerState()
-        self.sink: CsvRecordSink | None = None
+        self.sink: CsvRecordSink | ShippingSink | None = None
+        self.collector: RecordCollector | None = None  # a master's: the workers' shipped records
+        self.ack_signal: Any = None
         self.health: ClientHealth | None = None
         self._texts: dict[str, list[str]] = {}
         self._greenlets: list[gevent.Greenlet] = []
@@ -185,9 +189,14 @@ class LoadgenRuntime:
     def start_recording(self) -> None:
         """Open this process's request log (if a prefix is known) and start the 1 s health/flush ticker."""
         self.refresh_settings()
+        runner = self.environment.runner
         if self.sink is None and self.settings.request_log:
-            self.sink = CsvRecordSink(self.settings.request_log, emit_lag=self.settings.record_emit_lag)
-            logger.info("request log: %s", self.sink.paths["requests"])
+            if isinstance(runner, WorkerRunner) and not self.settings.worker_local_records:
+                self.sink = shipping_sink(runner, self)
+                logger.info("request log: shipped to the master")
+            else:
+                self.sink = CsvRecordSink(self.settings.request_log, emit_lag=self.settings.record_emit_lag)
+                logger.info("request log: %s", self.sink.paths["requests"])
         if self.health is None:
             self.health = ClientHealth(active_users=lambda: self._runner_user_count())
             self._spawn(self.health.run_ticker)
@@ -228,6 +237,11 @@ class LoadgenRuntime:
             self.sink.write_request(rec)
         if self.until_ci is not None:
             self.until_ci.record(rec)
+
+    def request_started(self) -> None:
+        """A request is about to be sent: a shipping worker counts it, so the master can count losses."""
+        if isinstance(self.sink, ShippingSink):
+            self.sink.request_started()
 
     def record_lag_ms(self, lag_ms: float) -> None:
         if self.health is not None:
@@ -379,9 +393,13 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
         options.request_log = options.csv_prefix
     _check_workloads(environment, rt)
     if isinstance(runner, WorkerRunner):
+        install_worker(runner, rt)
         environment.events.report_to_master.add_listener(
             lambda client_id, data, **_: data.__setitem__("llm_stats", rt.stats.report())
         )
+    prefix = getattr(options, "request_log", None)
+    if isinstance(runner, MasterRunner) and prefix and not getattr(options, "worker_local_records", False):
+        rt.collector = install_master(runner, prefix, bool(getattr(options, "record_emit_lag", False)))
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(
             lambda client_id, data, **_: rt.stats.merge(data.get("llm_stats") or {}, str(client_id))
@@ -464,7 +482,11 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     rt = runtime_for(environment)
+    if isinstance(rt.sink, ShippingSink):
+        rt.sink.flush(final=True)  # the users are stopped: every record, interrupted ones too, is in
     rt.flush()
+    if rt.collector is not None:
+        rt.collector.flush()
     if not isinstance(environment.runner, WorkerRunner):
         rt.stop_live()
         rt.write_llm_csv()
@@ -486,5 +508,9 @@ def _on_quit(rt: LoadgenRuntime) -> None:
         if not getattr(rt.environment.parsed_options, "json", False):
             rt.print_summary()
     rt.close()
+    runner = rt.environment.runner
+    if rt.collector is not None and isinstance(runner, MasterRunner):
+        rt.collector.close(live_workers(runner))
+        rt.collector = None
     if not is_worker:
         rt.write_llm_csv()

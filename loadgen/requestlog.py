@@ -28,6 +28,9 @@ __all__ = [
     "CsvRecordSink",
     "RequestRecord",
     "RowWriter",
+    "ShippedRows",
+    "client_cells",
+    "emit_lag_row",
     "process_tag",
 ]
 
@@ -36,6 +39,12 @@ class RowWriter(Protocol):
     """The slice of `csv.writer` the sink needs; tests can pass a list-backed fake."""
 
     def writerow(self, row: Iterable[object], /) -> object: ...
+
+    def writerows(self, rows: Iterable[Iterable[object]], /) -> object: ...
+
+
+# A batch of formatted rows per record kind (RecordKind values), as a worker ships them.
+ShippedRows = dict[str, list[list[object]]]
 
 
 @dataclass(slots=True)
@@ -94,6 +103,15 @@ def _cell(value: object, precise: bool = False) -> object:
     return value
 
 
+def client_cells(row: Sequence[object]) -> list[object]:
+    """A client-health row as its CSV cells."""
+    return [_cell(v) for v in row]
+
+
+def emit_lag_row(record: RequestRecord) -> list[object]:
+    return [record.request_id, " ".join(f"{v:.1f}" for v in record.emit_lag_us or ())]
+
+
 def process_tag() -> str:
     """`<hostname>-<pid>`: distinguishes the files of every process, local or distributed."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -138,11 +156,20 @@ class CsvRecordSink:
         if record.arrivals_ms:
             self._tokens.writerow(record.token_row())
         if self._emit is not None and record.emit_lag_us:
-            self._emit.writerow([record.request_id, " ".join(f"{v:.1f}" for v in record.emit_lag_us)])
+            self._emit.writerow(emit_lag_row(record))
         self.flush_if_due()
 
     def write_client(self, row: Sequence[object]) -> None:
-        self._client.writerow([_cell(v) for v in row])
+        self._client.writerow(client_cells(row))
+        self.flush_if_due()
+
+    def write_rows(self, rows: ShippedRows) -> None:
+        """Rows already formatted by another process (a worker's shipped batch), written as they are."""
+        self._requests.writerows(rows.get("requests", ()))
+        self._tokens.writerows(rows.get("tokens", ()))
+        self._client.writerows(rows.get("client", ()))
+        if self._emit is not None:
+            self._emit.writerows(rows.get("emitlag", ()))
         self.flush_if_due()
 
     def flush_if_due(self) -> None:

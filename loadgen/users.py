@@ -131,6 +131,7 @@ class LLMUser(FastHttpUser):
     def generate(self, prompt: Prompt, *, collect_text: bool = False) -> GenerationOutcome:
         """Send one streamed request and record it everywhere; returns the outcome (never raises for
         server faults)."""
+        self.runtime.request_started()
         if self._due_s is not None:
             self.runtime.record_lag_ms((time.perf_counter() - self._due_s) * 1000.0)
             self._due_s = None

@@ -25,12 +25,14 @@ __all__ = [
     "SCENARIO_FILE",
     "SERVER_METRICS_FILE",
     "STOP_SUFFIX",
+    "WORKERS_SUFFIX",
     "CellStatus",
     "RecordKind",
     "cell_dir_name",
     "cell_label",
     "record_glob",
     "stop_file",
+    "workers_file",
 ]
 
 METADATA_FILE = "metadata.json"
@@ -44,6 +46,7 @@ REPLACED_DIR = ".replaced"  # an earlier attempt's cell, moved aside in one rena
 QUALITY_DIR = "quality"
 QUALITY_MANIFEST = "manifest.json"
 STOP_SUFFIX = "_stop.json"  # PREFIX_stop.json: why a --until-ci run stopped
+WORKERS_SUFFIX = "_workers.json"  # PREFIX_workers.json: a distributed run's workers and record delivery
 
 
 class RecordKind(StrEnum):
@@ -69,6 +72,11 @@ class CellStatus(StrEnum):
 def stop_file(prefix: str | Path) -> Path:
     """PREFIX_stop.json: why a --until-ci run stopped (next to the request log)."""
     return Path(f"{prefix}{STOP_SUFFIX}")
+
+
+def workers_file(prefix: str | Path) -> Path:
+    """PREFIX_workers.json: written by a distributed run's master (who ran, what arrived, what was lost)."""
+    return Path(f"{prefix}{WORKERS_SUFFIX}")
 
 
 def record_glob(prefix: Path, kind: RecordKind) -> str:
