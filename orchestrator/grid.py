@@ -32,7 +32,15 @@ from orchestrator.scenario import Cell, Scenario, ScenarioError
 from orchestrator.scrape import MetricsScraper
 from orchestrator.targets import PreflightError, TargetInfo, probe_target
 from runformat.atomic import write_json_atomic, write_text_atomic
-from runformat.layout import COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE, REPLACED_DIR, CellStatus, stop_file
+from runformat.layout import (
+    COMPLETE_MARKER,
+    CSV_PREFIX,
+    METADATA_FILE,
+    REPLACED_DIR,
+    CellStatus,
+    stop_file,
+    workers_file,
+)
 
 __all__ = [
     "CSV_PREFIX",
@@ -168,6 +176,10 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
     ]
     if scenario.workers > 1:
         cmd += ["--processes", str(scenario.workers)]
+    if scenario.distributed is not None:
+        d = scenario.distributed
+        cmd += ["--master", "--expect-workers", str(d.expect_workers)]
+        cmd += ["--master-bind-host", d.master_bind_host, "--master-bind-port", str(d.master_bind_port)]
     if scenario.auto_duration:  # -t above is max_duration_s, the cap
         cmd += ["--until-ci", f"{scenario.target_ci_pct:g}", "--warmup", f"{scenario.warmup_s:g}"]
         if scenario.min_duration_s:
@@ -268,6 +280,7 @@ def cell_metadata(scenario: Scenario, cell: Cell, info: TargetInfo, cmd: list[st
         "warmup_s": scenario.warmup_s,
         "spawn_rate": scenario.spawn_rate,
         "workers": scenario.workers,
+        **({"distributed": asdict(scenario.distributed)} if scenario.distributed else {}),
         "csv_prefix": CSV_PREFIX,
         "command": cmd,
         "model": info.model,
@@ -364,6 +377,7 @@ class GridRunner:
         )
         if self.scenario.auto_duration:
             meta.update(_stop_metadata(cell_dir))
+        meta.update(_workers_metadata(cell_dir))
         completed = completed_requests(cell_dir)
         status, detail = cell_verdict(self.interrupted, rc, completed, cell_dir / "locust.log")
         meta.update(status=status.value, completed_requests=completed)
@@ -473,6 +487,16 @@ def _stop_metadata(cell_dir: Path) -> dict[str, Any]:
     if isinstance(out["stopped_after_s"], int | float) and out["stopped_after_s"] > 0:
         out["duration_s"] = float(out["stopped_after_s"])
     return out
+
+
+def _workers_metadata(cell_dir: Path) -> dict[str, Any]:
+    """A distributed cell's PREFIX_workers.json (written by the master): each worker's host, pid, versions
+    and CPU, and its record delivery, with the requests whose records were lost."""
+    try:
+        workers = json.loads(workers_file(str(cell_dir / CSV_PREFIX)).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"record_delivery": workers, "lost_records": workers.get("lost_records", 0)}
 
 
 def _mark(cell_dir: Path, status: CellStatus) -> None:

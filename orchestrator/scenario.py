@@ -103,6 +103,16 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class Distributed:
+    """[distributed]: every cell is a `--master --expect-workers N` run; workers are started elsewhere
+    (`locust -f LOCUSTFILE --worker --master-host H` in a restart loop, or a Kubernetes Deployment)."""
+
+    expect_workers: int
+    master_bind_host: str = "0.0.0.0"
+    master_bind_port: int = 5557
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     path: Path | None
@@ -128,6 +138,7 @@ class Scenario:
     auto_duration: bool = False
     target_ci_pct: float | None = None
     min_duration_s: float = 0.0
+    distributed: Distributed | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +223,12 @@ _SEARCH_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "max_attempts": ((int,), False),
     "knee_gain_pct": ((int, float), False),
 }
-_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality", "search"}
+_TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality", "search", "distributed"}
+_DISTRIBUTED_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "expect_workers": ((int,), True),
+    "master_bind_host": ((str,), False),
+    "master_bind_port": ((int,), False),
+}
 
 
 def _check_table(where: str, table: Any, schema: dict[str, tuple[tuple[type, ...], bool]]) -> dict[str, Any]:
@@ -299,6 +315,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
             raise ScenarioError(f"{source}: [scenario].{key}: expected an integer >= 1")
     quality = _quality(source, data.get("quality", {}), targets, workloads)
     search = _search(source, data.get("search", {}))
+    distributed = _distributed(source, data.get("distributed"), int(sc.get("workers", 1)))
     canonical = repr(sorted(_flatten(data)))
     return Scenario(
         name=sc.get("name", default_name),
@@ -322,7 +339,22 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         auto_duration=auto,
         target_ci_pct=target_ci,
         min_duration_s=min_duration,
+        distributed=distributed,
     )
+
+
+def _distributed(source: str, table: Any, workers: int) -> Distributed | None:
+    if table is None:
+        return None
+    d = _check_table(f"{source}: [distributed]", table, _DISTRIBUTED_KEYS)
+    if d["expect_workers"] < 1:
+        raise ScenarioError(f"{source}: [distributed].expect_workers: expected an integer >= 1")
+    port = d.get("master_bind_port", 5557)
+    if not 0 < port < 65536:
+        raise ScenarioError(f"{source}: [distributed].master_bind_port: expected a TCP port, got {port}")
+    if workers > 1:
+        raise ScenarioError(f"{source}: [scenario].workers (local --processes) and [distributed] exclude each other")
+    return Distributed(d["expect_workers"], d.get("master_bind_host", "0.0.0.0"), port)
 
 
 def _auto_duration(source: str, sc: dict[str, Any]) -> tuple[bool, float | None, float]:

@@ -164,3 +164,37 @@ def test_auto_duration_runs_until_the_ci_target_capped_at_max_duration(tmp_path:
 def test_auto_duration_errors(replacement: str, message: str) -> None:
     with pytest.raises(ScenarioError, match=message.replace("(", r"\(")):
         scenario_from_text(MINIMAL.replace("duration_s = 10", replacement), "s.toml", "s")
+
+
+def test_distributed_cells_are_master_runs_that_wait_for_their_workers(tmp_path: Path) -> None:
+    from orchestrator.grid import locust_command
+
+    text = MINIMAL + '\n[distributed]\nexpect_workers = 3\nmaster_bind_host = "10.0.0.5"\nmaster_bind_port = 6000\n'
+    scenario = scenario_from_text(text, "s.toml", "s")
+    cmd = locust_command(scenario, expand(scenario)[0], tmp_path, "m")
+    joined = " ".join(cmd)
+    assert "--master --expect-workers 3 --master-bind-host 10.0.0.5 --master-bind-port 6000" in joined
+    assert "--processes" not in cmd
+    default = scenario_from_text(MINIMAL + "\n[distributed]\nexpect_workers = 2\n", "s.toml", "s")
+    assert default.distributed is not None
+    assert (default.distributed.master_bind_host, default.distributed.master_bind_port) == ("0.0.0.0", 5557)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[distributed]\n", "missing required key 'expect_workers'"),
+        ("[distributed]\nexpect_workers = 0\n", "expect_workers: expected an integer >= 1"),
+        ("[distributed]\nexpect_workers = 2\nmaster_bind_port = 70000\n", "expected a TCP port"),
+        ("[distributed]\nexpect_workers = 2\nhosts = 3\n", "unknown key"),
+    ],
+)
+def test_distributed_errors(table: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from_text(MINIMAL + "\n" + table, "s.toml", "s")
+
+
+def test_distributed_excludes_local_processes() -> None:
+    text = MINIMAL.replace("warmup_s = 2", "warmup_s = 2\nworkers = 2") + "\n[distributed]\nexpect_workers = 2\n"
+    with pytest.raises(ScenarioError, match="exclude each other"):
+        scenario_from_text(text, "s.toml", "s")
