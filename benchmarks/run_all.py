@@ -45,6 +45,7 @@ from typing import Any
 
 import psutil
 
+from runformat.batchmeans import percentile
 from simulator.launch import start_simulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,14 +83,8 @@ def loadavg() -> list[float]:
 
 
 def pct(values: list[float], q: float) -> float | None:
-    """Percentile q in [0, 100], linear interpolation (numpy's default)."""
-    if not values:
-        return None
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    """Percentile q in [0, 100] (the suite's one rule, linear interpolation); None without values."""
+    return percentile(values, q) if values else None
 
 
 def r(x: float | None, nd: int = 3) -> float | None:

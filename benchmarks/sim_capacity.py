@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from runformat.batchmeans import percentile
 from simulator.launch import start_simulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,15 +103,6 @@ async def run_clients(
     return stats
 
 
-def percentile(sorted_values: list[int], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    pos = (len(sorted_values) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=512, help="concurrent streams (connections)")
@@ -163,9 +155,9 @@ def main() -> None:
         "requests_completed": int(stats["requests"]),
         "lag_events_in_window": len(lags),
         "lag_events_total": len(rows),
-        "lag_p50_ms": round(percentile(lags, 0.50) / 1e6, 4),
-        "lag_p99_ms": round(percentile(lags, 0.99) / 1e6, 4),
-        "lag_p999_ms": round(percentile(lags, 0.999) / 1e6, 4),
+        "lag_p50_ms": round(percentile(lags, 50.0) / 1e6, 4),
+        "lag_p99_ms": round(percentile(lags, 99.0) / 1e6, 4),
+        "lag_p999_ms": round(percentile(lags, 99.9) / 1e6, 4),
         "lag_max_ms": round(lags[-1] / 1e6, 4) if lags else float("nan"),
     }
     print(json.dumps(result, indent=2))

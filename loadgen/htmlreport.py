@@ -41,7 +41,7 @@ def llm_section_html(summary: dict[str, Any]) -> str:
         ("Completed / failed requests", f"{_cell(req['completed'])} / {_cell(req['failed'])}"),
         ("Input / output tokens", f"{_cell(tok['input'])} / {_cell(tok['output'])}"),
         ("Input tok/s", _cell(thr["input_tok_s"])),
-        ("Output tok/s", _cell(thr["output_tok_s"])),
+        ("Output tok/s", _cell(thr["throughput_tok_s"])),
         ("Total tok/s", _cell(thr["total_tok_s"])),
     ]
     rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)

@@ -35,9 +35,9 @@ CSV_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "input_tok_s",
-    "output_tok_s",
+    "throughput_tok_s",
     "input_tok_s_current",
-    "output_tok_s_current",
+    "throughput_tok_s_current",
     "ttft_avg_ms",
     "ttft_min_ms",
     "ttft_max_ms",
@@ -51,8 +51,8 @@ TABLE_STRUCTURE = [
     {"key": "requests", "title": "Completed"},
     {"key": "in_flight", "title": "In flight"},
     {"key": "input_tok_s_current", "title": f"Input tok/s ({DEFAULT_WINDOW_S:.0f} s)"},
-    {"key": "output_tok_s_current", "title": f"Output tok/s ({DEFAULT_WINDOW_S:.0f} s)"},
-    {"key": "output_tok_s", "title": "Output tok/s (run)"},
+    {"key": "throughput_tok_s_current", "title": f"Output tok/s ({DEFAULT_WINDOW_S:.0f} s)"},
+    {"key": "throughput_tok_s", "title": "Output tok/s (run)"},
     *(
         {"key": f"{m}_p{p}_ms", "title": f"{m.upper() if m != 'e2e' else 'E2E'} p{p} (ms)"}
         for m in METRICS
@@ -214,7 +214,7 @@ class LLMStats:
         start = run_start_s if run_start_s is not None else self.ttft.total.start_time
         elapsed = max(end_s - start, 1e-9)
         for row in rows:
-            row["output_tok_s"] = _num(row["output_tokens"] / elapsed)
+            row["throughput_tok_s"] = _num(row["output_tokens"] / elapsed)
             row["input_tok_s"] = _num(row["input_tokens"] / elapsed)
         return rows
 
@@ -237,7 +237,7 @@ class LLMStats:
             "input_tokens": tokens.input_tokens,
             "output_tokens": tokens.output_tokens,
             "input_tok_s_current": _num(rate[0]) if rate else None,
-            "output_tok_s_current": _num(rate[1]) if rate else None,
+            "throughput_tok_s_current": _num(rate[1]) if rate else None,
         }
         has_ttft = ttft is not None and ttft.num_requests > 0
         row["ttft_min_ms"] = _num(ttft.min_response_time) if has_ttft and ttft else None

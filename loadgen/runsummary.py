@@ -50,7 +50,7 @@ def llm_summary(
         "throughput": {
             "req_per_s": round(agg["requests"] * per_s, 3),
             "input_tok_s": round(agg["input_tokens"] * per_s, 2),
-            "output_tok_s": round(agg["output_tokens"] * per_s, 2),
+            "throughput_tok_s": round(agg["output_tokens"] * per_s, 2),
             "total_tok_s": round((agg["input_tokens"] + agg["output_tokens"]) * per_s, 2),
         },
     }
@@ -93,7 +93,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         line("Output tokens (all that arrived)", _fmt(tok["output"])),
         line("Request throughput (req/s)", _fmt(thr["req_per_s"])),
         line("Input token throughput (tok/s)", _fmt(thr["input_tok_s"])),
-        line("Output token throughput (tok/s)", _fmt(thr["output_tok_s"])),
+        line("Output token throughput (tok/s)", _fmt(thr["throughput_tok_s"])),
         line("Total token throughput (tok/s)", _fmt(thr["total_tok_s"])),
     ]
     for metric, title in _METRICS:

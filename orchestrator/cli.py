@@ -180,7 +180,7 @@ def _cell_figures_text(figures: dict[str, Any] | None) -> str:
     ttft = figures.get("ttft_ms", {}).get("median")
     ttft_text = f", TTFT p50 {ttft:,.0f} ms" if ttft is not None else ""
     return (
-        f"{thr['output_tok_s']:,.1f} tok/s, {req['completed']} completed, {req['failed']} failed{ttft_text}"
+        f"{thr['throughput_tok_s']:,.1f} tok/s, {req['completed']} completed, {req['failed']} failed{ttft_text}"
         f" over {figures['window']['duration_s']:.0f} s"
     )
 
@@ -323,7 +323,7 @@ def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) 
 
     def on_progress(cell: Cell, live: LiveStatus) -> None:
         text = f"{_describe(cell)} | users {live.users} | in flight {live.in_flight}"
-        rate = f"{live.tok_s:,.0f} tok/s ({live.tok_s_source})" if live.tok_s_source else "tok/s: waiting"
+        rate = f"{live.throughput_tok_s:,.0f} tok/s ({live.throughput_source})" if live.throughput_source else "tok/s: waiting"
         ttft = f" | TTFT p50 {live.ttft_p50_ms:,.0f} ms" if live.ttft_p50_ms is not None else ""
         progress.update(
             task, eta=eta_text(), live=f"{text} | {rate} | done {live.requests} | fail {live.failures}{ttft}"

@@ -72,12 +72,12 @@ class LiveStatus:
     """What the progress display shows for the running cell."""
 
     users: int = 0
-    tok_s: float = 0.0
+    throughput_tok_s: float = 0.0
     requests: int = 0
     failures: int = 0
     in_flight: int = 0
     ttft_p50_ms: float | None = None
-    tok_s_source: str = ""  # "load generator" (its rolling window) or "/metrics"
+    throughput_source: str = ""  # "load generator" (its rolling window) or "/metrics"
 
 
 def new_run_dir(out: Path, scenario: Scenario) -> Path:
@@ -410,15 +410,15 @@ class GridRunner:
                 live.requests = int(figures["requests"] or 0)
                 live.in_flight = int(figures["in_flight"] or 0)
                 live.ttft_p50_ms = figures["ttft_p50_ms"]
-            if figures.get("tok_s") is not None:
-                live.tok_s, live.tok_s_source = float(figures["tok_s"] or 0.0), "load generator"
+            if figures.get("throughput_tok_s") is not None:
+                live.throughput_tok_s, live.throughput_source = float(figures["throughput_tok_s"] or 0.0), "load generator"
             elif scraper is not None and scraper.last is not None:
                 now = (time.monotonic(), scraper.last.get("generation_tokens_total", 0.0))
                 if previous is not None and now[1] >= previous[1] and now[0] > previous[0]:
-                    live.tok_s = (
-                        (now[1] - previous[1]) / (now[0] - previous[0]) if now[1] != previous[1] else live.tok_s
+                    live.throughput_tok_s = (
+                        (now[1] - previous[1]) / (now[0] - previous[0]) if now[1] != previous[1] else live.throughput_tok_s
                     )
-                    live.tok_s_source = "/metrics"
+                    live.throughput_source = "/metrics"
                 previous = now
             if self.on_progress is not None:
                 self.on_progress(cell, live)

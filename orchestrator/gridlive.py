@@ -52,7 +52,7 @@ def _float(row: dict[str, str], key: str) -> float | None:
 
 def live_figures(row: dict[str, str]) -> dict[str, float | None]:
     return {
-        "tok_s": _float(row, "output_tok_s_current"),
+        "throughput_tok_s": _float(row, "throughput_tok_s_current"),
         "requests": _float(row, "requests"),
         "in_flight": _float(row, "in_flight"),
         "ttft_p50_ms": _float(row, "ttft_p50_ms"),

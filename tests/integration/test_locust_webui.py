@@ -126,7 +126,7 @@ def test_llm_tab_moves_before_the_first_request_completes(simulator_factory, tmp
                 seen = set()
                 deadline = time.monotonic() + 3.0
                 while time.monotonic() < deadline:
-                    seen.add(_aggregated(base)["output_tok_s_current"])
+                    seen.add(_aggregated(base)["throughput_tok_s_current"])
                     time.sleep(0.25)  # pacing a bounded poll, not waiting for a state
                 assert len(seen) == 1 and next(iter(seen)) > 0, seen
                 page.screenshot(path=str(tmp_path / "llm_tab_stopped.png"), full_page=True)

@@ -27,7 +27,7 @@ def test_headless_run_prints_the_summary_and_writes_the_llm_section(sim, tmp_pat
     # Every token that arrived is counted, the interrupted requests' ones too; completions are successes.
     assert llm["tokens"]["output"] == reqs.output_tokens.sum()
     assert 0 < llm["requests"]["completed"] <= len(ok)
-    assert llm["throughput"]["output_tok_s"] == pytest.approx(
+    assert llm["throughput"]["throughput_tok_s"] == pytest.approx(
         llm["tokens"]["output"] / llm["window"]["duration_s"], rel=0.01
     )
     assert 3.5 < llm["window"]["duration_s"] < 6

@@ -51,7 +51,7 @@ def test_summary_block_names_its_window_endpoint_and_rates() -> None:
     assert summary["throughput"] == {
         "req_per_s": 2.0,
         "input_tok_s": 200.0,
-        "output_tok_s": 100.0,
+        "throughput_tok_s": 100.0,
         "total_tok_s": 300.0,
     }
     assert summary["requests"] == {"completed": 40, "failed": 2} and summary["window"]["duration_s"] == 20.0

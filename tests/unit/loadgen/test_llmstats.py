@@ -34,7 +34,7 @@ def test_first_token_and_tokens_are_seen_before_the_request_ends() -> None:
     row = stats.rows(0.0, 2.0)[0]
     assert row["requests"] == 0 and row["ttft_avg_ms"] == pytest.approx(250.0)
     assert stats.ttft.total.num_requests == 1
-    assert row["output_tokens"] == 4 and row["input_tokens"] == 100 and row["output_tok_s"] == 2.0
+    assert row["output_tokens"] == 4 and row["input_tokens"] == 100 and row["throughput_tok_s"] == 2.0
     watch.closed("r1", _record("r1", 5, 100))  # the server's usage is authoritative at the end
     row = stats.rows(0.0, 2.0)[0]
     assert row["in_flight"] == 0 and row["output_tokens"] == 5 and stats.ttft.total.num_requests == 1
@@ -70,7 +70,7 @@ def test_rows_and_merge_across_workers() -> None:
     assert rows["batch"]["tpot_avg_ms"] == pytest.approx(21.0) and rows["batch"]["itl_p50_ms"] == 20.0
     assert rows["chat"]["tpot_avg_ms"] is None and rows["chat"]["in_flight"] == 1
     agg = rows["Aggregated"]
-    assert agg["requests"] == 3 and agg["output_tokens"] == 20 and agg["output_tok_s"] == 2.0
+    assert agg["requests"] == 3 and agg["output_tokens"] == 20 and agg["throughput_tok_s"] == 2.0
     # Token totals are cumulative: a second report replaces the first instead of adding to it.
     master.merge(workers[0].report(), "w0")
     assert master.rows(0.0, 10.0)[-1]["output_tokens"] == 20
