@@ -13,6 +13,7 @@ import math
 import random
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,14 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_CHARS_PER_TOKEN",
     "FOLLOW_UPS",
+    "PROMPT_SHAPES",
     "SUMMARIZE_INSTRUCTION",
     "PromptFitter",
     "PromptShape",
     "WorkloadError",
+    "WorkloadPrompts",
     "chars_per_token",
+    "chat_opening",
     "draw_output_tokens",
     "load_texts",
     "shared_prefix_text",
@@ -148,6 +152,28 @@ def chars_per_token(sample: str, token_count: int) -> float:
 def summarize_prompt(document: str) -> str:
     """The batch-summarization prompt for one document."""
     return f"{SUMMARIZE_INSTRUCTION}\n\n{document}\n\nSummary:"
+
+
+def chat_opening(text: str) -> list[dict[str, str]]:
+    """A conversation's first turn."""
+    return [{"role": "user", "content": text}]
+
+
+@dataclass(frozen=True)
+class WorkloadPrompts:
+    """How a workload turns one source text into a prompt, and where its texts come from by default.
+
+    The locustfiles' users and the quality pass both build prompts through these, so the quality pass
+    sends exactly what the load test sends (without the per-request uniqueness tag)."""
+
+    default_source: str  # a file in DATA_DIR
+    build: Callable[[str], str | list[dict[str, str]]]
+
+
+PROMPT_SHAPES: dict[str, WorkloadPrompts] = {
+    "batch": WorkloadPrompts("docs.txt", summarize_prompt),
+    "chat": WorkloadPrompts("chat_prompts.jsonl", chat_opening),
+}
 
 
 def draw_output_tokens(rng: random.Random, nominal: int, ratio: float) -> int:

@@ -10,13 +10,13 @@ from locust import task
 
 from loadgen.apis import Prompt
 from loadgen.users import LLMUser
-from loadgen.workloads import summarize_prompt
+from loadgen.workloads import PROMPT_SHAPES, summarize_prompt
 
 
 class BatchSummarizeUser(LLMUser):
     workload = "batch"
     default_max_new_tokens = 256
-    default_source = "docs.txt"
+    default_source = PROMPT_SHAPES["batch"].default_source
 
     def next_prompt(self) -> Prompt:
         docs = self.texts()
@@ -24,7 +24,7 @@ class BatchSummarizeUser(LLMUser):
         fitter = self.fitter()
         if fitter is not None:
             doc = fitter.fit(doc, docs)
-        return self.fresh(summarize_prompt(doc))
+        return self.fresh(summarize_prompt(doc))  # PROMPT_SHAPES["batch"].build
 
     @task
     def summarize(self) -> None:

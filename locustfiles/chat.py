@@ -9,13 +9,13 @@ from locust import task
 
 from loadgen.apis import Prompt
 from loadgen.users import LLMUser
-from loadgen.workloads import FOLLOW_UPS
+from loadgen.workloads import FOLLOW_UPS, PROMPT_SHAPES
 
 
 class ChatUser(LLMUser):
     workload = "chat"
     default_max_new_tokens = 128
-    default_source = "chat_prompts.jsonl"
+    default_source = PROMPT_SHAPES["chat"].default_source
 
     def on_start(self) -> None:
         self.history: list[dict[str, str]] = []

@@ -323,7 +323,11 @@ def _run_with_progress(runner: GridRunner, cells: list[Cell], console: Console) 
 
     def on_progress(cell: Cell, live: LiveStatus) -> None:
         text = f"{_describe(cell)} | users {live.users} | in flight {live.in_flight}"
-        rate = f"{live.throughput_tok_s:,.0f} tok/s ({live.throughput_source})" if live.throughput_source else "tok/s: waiting"
+        rate = (
+            f"{live.throughput_tok_s:,.0f} tok/s ({live.throughput_source})"
+            if live.throughput_source
+            else "tok/s: waiting"
+        )
         ttft = f" | TTFT p50 {live.ttft_p50_ms:,.0f} ms" if live.ttft_p50_ms is not None else ""
         progress.update(
             task, eta=eta_text(), live=f"{text} | {rate} | done {live.requests} | fail {live.failures}{ttft}"

@@ -411,12 +411,17 @@ class GridRunner:
                 live.in_flight = int(figures["in_flight"] or 0)
                 live.ttft_p50_ms = figures["ttft_p50_ms"]
             if figures.get("throughput_tok_s") is not None:
-                live.throughput_tok_s, live.throughput_source = float(figures["throughput_tok_s"] or 0.0), "load generator"
+                live.throughput_tok_s, live.throughput_source = (
+                    float(figures["throughput_tok_s"] or 0.0),
+                    "load generator",
+                )
             elif scraper is not None and scraper.last is not None:
                 now = (time.monotonic(), scraper.last.get("generation_tokens_total", 0.0))
                 if previous is not None and now[1] >= previous[1] and now[0] > previous[0]:
                     live.throughput_tok_s = (
-                        (now[1] - previous[1]) / (now[0] - previous[0]) if now[1] != previous[1] else live.throughput_tok_s
+                        (now[1] - previous[1]) / (now[0] - previous[0])
+                        if now[1] != previous[1]
+                        else live.throughput_tok_s
                     )
                     live.throughput_source = "/metrics"
                 previous = now

@@ -10,6 +10,7 @@ Files: RUN/quality/<target>.jsonl (one line per prompt × max_new_tokens) and ma
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import random
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.apis import GenerationParams, Prompt, get_api
-from loadgen.workloads import DATA_DIR, PromptFitter, WorkloadError, load_texts, summarize_prompt
+from loadgen.workloads import DATA_DIR, PROMPT_SHAPES, PromptFitter, WorkloadError, WorkloadPrompts, load_texts
 from orchestrator.scenario import Scenario, ScenarioError, Target, Workload, safe_name
 from runformat.atomic import write_json_atomic, write_text_atomic
 from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 MANIFEST = QUALITY_MANIFEST
-# Which prompts a workload's locustfile sends: (default source in loadgen/data, documents to summarize?).
-_KINDS = {"batch": ("docs.txt", True), "chat": ("chat_prompts.jsonl", False)}
 
 
 @dataclass(frozen=True)
@@ -61,15 +60,33 @@ def reference_label(scenario: Scenario) -> str:
     return scenario.quality.reference or scenario.targets[0].label
 
 
-def _kind(workload: Workload) -> tuple[str, bool]:
-    stem = Path(workload.locustfile).stem
-    kind = _KINDS.get(stem) or _KINDS.get(workload.name)
-    if kind is None:
+def _declared_workload(locustfile: Path) -> str | None:
+    """The `workload = "..."` a locustfile's user class declares, read from its source (importing it would
+    bring in locust and gevent)."""
+    try:
+        tree = ast.parse(locustfile.read_text(encoding="utf-8"), str(locustfile))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        named = isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "workload" for t in node.targets
+        )
+        if named and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):  # type: ignore[attr-defined]
+            return str(node.value.value)  # type: ignore[attr-defined]
+    return None
+
+
+def _shape(workload: Workload) -> WorkloadPrompts:
+    """How the workload's users build prompts: by the workload its locustfile declares, else by its name."""
+    declared = _declared_workload(Path(workload.locustfile))
+    shape = PROMPT_SHAPES.get(declared or "") or PROMPT_SHAPES.get(workload.name)
+    if shape is None:
         raise ScenarioError(
             f"[quality]: cannot tell what prompts workload '{workload.name}' ({workload.locustfile}) sends; "
-            f"known locustfiles: {', '.join(f'locustfiles/{k}.py' for k in _KINDS)} (or list workloads in [quality])"
+            f"its user class declares workload {declared!r}, known: {', '.join(PROMPT_SHAPES)} "
+            "(or list workloads in [quality])"
         )
-    return kind
+    return shape
 
 
 def build_prompts(scenario: Scenario) -> list[QualityPrompt]:
@@ -78,9 +95,9 @@ def build_prompts(scenario: Scenario) -> list[QualityPrompt]:
     chosen = [w for w in scenario.workloads if not q.workloads or w.name in q.workloads]
     out: list[QualityPrompt] = []
     for w in chosen:
-        default_source, summarize = _kind(w)
+        shape = _shape(w)
         options = dict(w.options)
-        source = options.get("docs") or DATA_DIR / default_source
+        source = options.get("docs") or DATA_DIR / shape.default_source
         try:
             texts = load_texts(source)
         except WorkloadError as exc:
@@ -90,7 +107,7 @@ def build_prompts(scenario: Scenario) -> list[QualityPrompt]:
         fitter = PromptFitter(options["prompt_tokens"]) if options.get("prompt_tokens") else None
         for index in picked:
             text = fitter.fit(texts[index], texts) if fitter is not None else texts[index]
-            prompt: Prompt = summarize_prompt(text) if summarize else [{"role": "user", "content": text}]
+            prompt: Prompt = shape.build(text)
             for tokens in q.max_new_tokens or w.max_new_tokens:
                 out.append(QualityPrompt(f"{w.name}-{index:03d}", w.name, w.api, prompt, tokens))
     return out
