@@ -391,7 +391,7 @@ if __name__ == "__main__":
 def coverage_section(cov: dict[str, Any]) -> list[str]:
     """How often a short cell's 95% CI contains the long-run value (benchmarks/ci_coverage.py)."""
     lines = [
-        "## Confidence-interval coverage",
+        "## 6. Confidence-interval coverage",
         "",
         f"`benchmarks/ci_coverage.py --long-s {cov['long_s']:g} --slice-s {cov['slice_s']:g}`: {cov['users']} "
         f"closed-loop users, {cov['workload']}. Per condition one run of {2 * cov['long_s']:g} s after a "
@@ -412,7 +412,19 @@ def coverage_section(cov: dict[str, Any]) -> list[str]:
                 f"| {c['condition']} | {metric} | {_f(c['truth'][metric], 1)} | {m['with_ci']}/{c['slices']} | {cover} "
                 f"| {half} | {c['adequate_slices']}/{c['slices']} | {c['wave_flagged_slices']}/{c['slices']} |"
             )
-    lines += ["", f"Wall time {cov['wall_s']:g} s.", ""]
+    la = cov.get("load_average")
+    lines += [
+        "",
+        f"Wall time {cov['wall_s']:g} s" + (f"; load average at the end {la[0]:.2f}." if la else "."),
+        "",
+        "How to read it: a cell's CI describes its own window, from the variation between its batches. The "
+        "windows here agree with one another more closely than with a value measured in another period when "
+        "the server's rate drifts between periods (on this shared machine, CPU contention slows the simulator's "
+        "steps for tens of seconds at a time); that drift is invisible inside one window and is what the "
+        "run-to-run spread of `repeats` captures (a side's CI uses the larger of the two). Closed-loop waves "
+        "(equal output lengths) are the case the adequacy check exists for: every such window is flagged.",
+        "",
+    ]
     return lines
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def main() -> None:
         "warmup_s": opts.warmup_s,
         "conditions": results,
         "wall_s": round(time.time() - started, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     text = json.dumps(report, indent=2)
     if opts.json:
