@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
+from analysis.openloop import OPEN_LOOP_COLUMNS, open_loop_row
 from analysis.traces import ids_in, pooled_itl_ms
 from analysis.uncertainty import CellCI, cell_ci, completion_sync, tokens_per_bin
 from runformat.records import INTERRUPTED_PREFIX
@@ -22,6 +23,7 @@ __all__ = [
     "CAPACITY_COLUMNS",
     "CLIENT_CPU_LIMIT_PCT",
     "CLIENT_LAG_LIMIT_MS",
+    "SORT_COLUMNS",
     "CellData",
     "capacity_table",
     "cell_row",
@@ -30,6 +32,8 @@ __all__ = [
     "window_bounds",
 ]
 
+# Cells in table order: closed-loop cells by users, open-loop ones by offered rate.
+SORT_COLUMNS = ["target_label", "workload", "concurrency", "offered_rate_req_s", "max_new_tokens", "repeat"]
 CLIENT_CPU_LIMIT_PCT = 90.0
 CLIENT_LAG_LIMIT_MS = 10.0
 CLIENT_SATURATED_SHARE = 0.2  # share of the window's seconds that must be saturated to call a cell client-bound
@@ -86,6 +90,7 @@ CAPACITY_COLUMNS = [
     "suspect_token_requests",
     "prefix_cache_hit_rate",
     "prefix_sharing",
+    *OPEN_LOOP_COLUMNS,
     "adequate",
     "adequacy",
     "status",
@@ -103,6 +108,8 @@ class CellData:
     client: pd.DataFrame = field(default_factory=pd.DataFrame)
     locust_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
     locust_history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    drops: pd.DataFrame = field(default_factory=pd.DataFrame)  # open loop: dropped arrivals
+    arrivals: list[dict[str, Any]] = field(default_factory=list)  # open loop: each process's dispatcher summary
 
 
 def window_bounds(requests: pd.DataFrame, warmup_s: float, duration_s: float | None) -> tuple[float, float]:
@@ -300,6 +307,7 @@ def _from_request_log(cell: CellData) -> dict[str, Any]:
         "server_generation_tokens": server_tokens,
         "token_check": check,
     }
+    row.update(open_loop_row(req, cell.drops, cell.arrivals, ws, we))
     if window_s > 0:
         row.update(cell_ci(req, cell.tokens, CellCI(ws, we, start, ok, completed_in, completed_at)))
     return row
@@ -391,5 +399,5 @@ def cell_row(cell: CellData) -> dict[str, Any]:
 def capacity_table(cells: Iterable[CellData], thresholds: AdequacyThresholds = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """One row per cell, sorted by target, workload, concurrency, max_new_tokens, repeat, judged for adequacy."""
     table = pd.DataFrame([cell_row(c) for c in cells], columns=CAPACITY_COLUMNS)
-    table = table.sort_values(["target_label", "workload", "concurrency", "max_new_tokens", "repeat"])
+    table = table.sort_values(SORT_COLUMNS)
     return judge_adequacy(table.reset_index(drop=True), thresholds)

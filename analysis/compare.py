@@ -77,7 +77,7 @@ def compare_table(
     sides = capacity[capacity["target_label"].isin([baseline, candidate])].dropna(subset=["concurrency"])
     price_ratio = _price(cost, candidate) / _price(cost, baseline)
     rows = []
-    for key, group in sides.groupby(KEY, sort=True):
+    for key, group in sides.groupby(KEY, sort=True, dropna=False):
         base = group[group["target_label"] == baseline]
         cand = group[group["target_label"] == candidate]
         row: dict[str, object] = dict(zip(KEY, key, strict=True))

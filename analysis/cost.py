@@ -30,7 +30,8 @@ __all__ = [
     "savings_table",
 ]
 
-KEY = ["workload", "concurrency", "max_new_tokens"]
+# Open-loop cells of one pool differ by offered rate (NaN for closed-loop cells: groupings keep NaN keys).
+KEY = ["workload", "concurrency", "offered_rate_req_s", "max_new_tokens"]
 COST_FORMULA = (
     "tokens_per_hour = throughput_tok_s × 3600 × utilization; "
     "usd_per_1m_tokens = hourly_price_usd / tokens_per_hour × 1,000,000"

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis.errors import InputError
-from runformat.layout import COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE
-from runformat.records import CLIENT_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
+from runformat.layout import ARRIVALS_KIND, COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE, RecordKind
+from runformat.records import CLIENT_SCHEMA, DROP_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
 
 __all__ = [
     "ANALYSIS_REQUEST_COLUMNS",
@@ -26,7 +26,9 @@ __all__ = [
     "CellFiles",
     "default_report_dir",
     "find_cells",
+    "read_arrivals",
     "read_client_health",
+    "read_drops",
     "read_locust_history",
     "read_locust_stats",
     "read_requests",
@@ -56,9 +58,12 @@ ANALYSIS_REQUEST_COLUMNS = [
     "http_status",
     "error",
     "tokens_source",
+    "scheduled_wall_s",
+    "schedule_lag_ms",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
 _TOKENS_SCHEMA = TOKEN_SCHEMA
+_DROPS_SCHEMA = DROP_SCHEMA
 _ARROW_TYPES = {"text": pa.string(), "number": pa.float64(), "integer": pa.int64(), "flag": pa.bool_()}
 _EXPECTED = {"number": "a number", "integer": "a whole number", "flag": "0 or 1"}
 _NOT_EMPTY = frozenset(("flag",))
@@ -229,6 +234,26 @@ def read_tokens(cell: CellFiles) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["request_id", "arrivals_ms", "counts"])
     return df
+
+
+def read_drops(cell: CellFiles) -> pd.DataFrame:
+    """Open loop: the scheduled wall time of every dropped arrival, all processes."""
+    df = _read_csvs(cell.files(RecordKind.DROPS), _DROPS_SCHEMA)
+    return df if not df.empty else pd.DataFrame({"scheduled_wall_s": pd.Series(dtype=float)})
+
+
+def read_arrivals(cell: CellFiles) -> list[dict[str, Any]]:
+    """Open loop: each process's dispatcher summary (PREFIX_arrivals_<process>.json); [] for a closed loop."""
+    out = []
+    for path in sorted(cell.prefix.parent.glob(f"{cell.prefix.name}_{ARRIVALS_KIND}_*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: unreadable arrival summary ({exc})") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object")
+        out.append(data)
+    return out
 
 
 def read_client_health(cell: CellFiles) -> pd.DataFrame:

@@ -48,6 +48,27 @@ CAPACITY_VIEW = [
     "adequacy",
     "status",
 ]
+# open-loop cells add, after concurrency (then the pool): what was offered, what was carried, what the
+# arriving user waited (METRICS.md, open-loop cells)
+OPEN_LOOP_VIEW = [
+    "offered_rate_req_s",
+    "achieved_rate_req_s",
+    "dropped",
+    "dropped_pct",
+    "p95_latency_from_schedule_ms",
+    "ttft_p95_from_schedule_ms",
+    "sustained",
+]
+
+
+def capacity_view(capacity: pd.DataFrame) -> list[str]:
+    """CAPACITY_VIEW, with OPEN_LOOP_VIEW after concurrency when any cell ran at an arrival rate."""
+    if "offered_rate_req_s" not in capacity or not capacity["offered_rate_req_s"].notna().any():
+        return CAPACITY_VIEW
+    at = CAPACITY_VIEW.index("concurrency") + 1
+    return [*CAPACITY_VIEW[:at], *OPEN_LOOP_VIEW, *CAPACITY_VIEW[at:]]
+
+
 # shown as value ± half-width (the larger side of the 95% CI)
 CI_VIEW = ["throughput_tok_s", "req_per_s", "p95_latency_ms", "ttft_p95_ms", "tpot_p95_ms"]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
@@ -250,7 +271,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "warnings": warnings(run.capacity),
         "targets": [t.__dict__ for t in run.targets],
         "per_target": per_target,
-        "capacity_columns": CAPACITY_VIEW,
+        "capacity_columns": capacity_view(run.capacity),
         "ci_columns": CI_VIEW,
         "adequacy_ok": bool(run.capacity["adequate"].map(lambda v: v is True).all()),
         "compare": _records(a.compare),

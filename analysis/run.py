@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.adequacy import judge_adequacy
-from analysis.capacity import CAPACITY_COLUMNS, CellData, cell_row
+from analysis.capacity import CAPACITY_COLUMNS, SORT_COLUMNS, CellData, cell_row
 from analysis.errors import InputError
 from analysis.loading import find_cells, read_server_metrics
 from analysis.quality import QualityRun, load_quality
@@ -106,7 +106,7 @@ def load_run(path: Path) -> Run:
         cell.tokens = cell.tokens.iloc[0:0]  # traces are only needed for the capacity row; free them
         cells.append(cell)
     capacity = pd.DataFrame(rows, columns=[*CAPACITY_COLUMNS, "cell"])
-    capacity = capacity.sort_values(["target_label", "workload", "concurrency", "max_new_tokens", "repeat"])
+    capacity = capacity.sort_values(SORT_COLUMNS)
     capacity = judge_adequacy(capacity.reset_index(drop=True))
     server = {str(c.prefix): read_server_metrics(c) for c in find_cells(path)}
     scenario = _scenario(path) if path.is_dir() else {}

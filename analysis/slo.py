@@ -70,7 +70,7 @@ def slo_table(capacity: pd.DataFrame, cost: pd.DataFrame, attainment: pd.DataFra
         & ttft_ok
         & (cap["error_rate"].fillna(1.0) <= spec.max_error_rate)
     )
-    per_cell = cap.groupby(["target_label", *KEY], sort=True).agg(
+    per_cell = cap.groupby(["target_label", *KEY], sort=True, dropna=False).agg(
         meets=("meets", "all"),
         throughput_tok_s=("throughput_tok_s", "mean"),
         req_per_s=("req_per_s", "mean"),
@@ -85,7 +85,7 @@ def slo_table(capacity: pd.DataFrame, cost: pd.DataFrame, attainment: pd.DataFra
     )
     rows = []
     for (label, workload, tokens), group in per_cell.groupby(["target_label", "workload", "max_new_tokens"]):
-        group = group.sort_values("concurrency")
+        group = group.sort_values(["concurrency", "offered_rate_req_s"])  # open loop: the highest rate last
         passing = group[group["meets"]]
         row: dict[str, object] = {
             "target_label": label,

@@ -14,12 +14,15 @@ from analysis.errors import InputError
 from analysis.loading import (
     CellFiles,
     find_cells,
+    read_arrivals,
     read_client_health,
+    read_drops,
     read_locust_history,
     read_locust_stats,
     read_requests,
     read_tokens,
 )
+from analysis.openloop import OPEN_LOOP_COLUMNS
 from analysis.writing import write_csv_atomic
 
 __all__ = ["SEED_COLUMNS", "capacity_from_paths", "iter_cells", "load_cells", "seed_capacity_csv"]
@@ -34,6 +37,7 @@ _NOT_IN_SEED = {
     "client_output_tokens",
     "server_generation_tokens",
     "status",
+    *OPEN_LOOP_COLUMNS,
 }
 SEED_COLUMNS = ["gpu_name", *(c for c in CAPACITY_COLUMNS if c not in _NOT_IN_SEED)]
 
@@ -47,6 +51,8 @@ def _load(cell: CellFiles) -> CellData:
         client=read_client_health(cell),
         locust_stats=read_locust_stats(cell),
         locust_history=read_locust_history(cell),
+        drops=read_drops(cell),
+        arrivals=read_arrivals(cell),
     )
 
 

@@ -97,6 +97,11 @@ def render(out: Path) -> str:
     wif = _load(out, "sim_whatif.json")
     if wif:
         lines += whatif_section(wif)
+    olt = _load(out, "open_loop.json")
+    if olt:
+        from open_loop_truth import render_section  # type: ignore[import-not-found]
+
+        lines += render_section(olt)
     if cap and cap.get("profiles"):
         lines += ["## Profiles (py-spy, the limit)", ""]
         for kind, text in cap["profiles"].items():

@@ -529,7 +529,7 @@ def main() -> None:
     global OUT_DIR, BEFORE_DIR
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
-    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,whatif")
+    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,whatif,openloop")
     p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
@@ -588,6 +588,12 @@ def main() -> None:
             out = OUT_DIR / f"sim_whatif{suffix}.json"
             size = ["--duration-s", "5", "--warmup-s", "2", "--concurrency", "4,8"] if opts.quick else []
             run_script([PY, "benchmarks/sim_whatif.py", *size, "--json", str(out)], out)
+        if "openloop" in only:
+            out = OUT_DIR / f"open_loop{suffix}.json"
+            run_script(
+                [PY, "benchmarks/open_loop_truth.py", "--duration-s", "8" if opts.quick else "60", "--json", str(out)],
+                out,
+            )
         if "prefix_cache" in only and not opts.quick and VLLM_PY.exists() and TOKENIZER.exists():
             out = OUT_DIR / "vllm_prefix_cache.json"
             run_script([PY, "benchmarks/vllm_prefix_cache.py", "--json", str(out)], out)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadgen.apis import API_NAMES, bearer_headers
+from loadgen.traffic import TrafficSettings, add_traffic_arguments
 
 __all__ = ["DEFAULT_HOST", "LOOPBACK", "Credential", "Settings", "add_arguments", "is_loopback", "origin"]
 
@@ -238,6 +239,7 @@ def add_arguments(parser: Any) -> None:
         "unique tag: traffic that shares a system prompt, whose prefix a server may cache. Adds to "
         "--prompt-tokens. Default: 0 (nothing shared).",
     )
+    add_traffic_arguments(add)
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,7 @@ class Settings:
     min_duration_s: float = 0.0
     unique_prompts: bool = True
     shared_prefix_tokens: int = 0
+    traffic: TrafficSettings = field(default_factory=TrafficSettings)
 
     @classmethod
     def from_options(cls, options: Any, environ: Mapping[str, str] | None = None) -> Settings:
@@ -297,6 +300,7 @@ class Settings:
             min_duration_s=float(get(options, "min_duration", 0.0) or 0.0),
             unique_prompts=_bool(get(options, "unique_prompts", True)),
             shared_prefix_tokens=max(0, int(get(options, "shared_prefix_tokens", 0) or 0)),
+            traffic=TrafficSettings.from_options(options),
         )
 
     def auth_headers(self) -> dict[str, str]:

@@ -25,9 +25,12 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadgen.apis import get_api
 from loadgen.client import GenerationOutcome, LLMClient, ServerState
 from loadgen.clienthealth import ClientHealth
+from loadgen.datasets import DatasetRequest, load_dataset
 from loadgen.htmlreport import install_html_section
 from loadgen.live import itl_from_trace
 from loadgen.llmstats import LLMStats
+from loadgen.openloop import OpenLoop
+from loadgen.openloop_setup import check_open_loop, finish_open_loop, start_open_loop
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.recordship import RecordCollector, ShippingSink
 from loadgen.requestlog import CsvRecordSink, process_tag
@@ -43,7 +46,7 @@ from loadgen.workloads import (
     WorkloadError,
     chars_per_token,
     load_texts,
-    shared_prefix_text,
+    shared_prefix_groups,
     unique_tag,
 )
 
@@ -77,6 +80,7 @@ class LoadgenRuntime:
         self.ack_signal: Any = None
         self.health: ClientHealth | None = None
         self._texts: dict[str, list[str]] = {}
+        self._datasets: dict[str, list[DatasetRequest]] = {}
         self._greenlets: list[gevent.Greenlet] = []
         self._user_seq = 0
         self._model_lock = gevent.lock.Semaphore()
@@ -84,9 +88,10 @@ class LoadgenRuntime:
         self._calibrated = False
         self._ratio = DEFAULT_CHARS_PER_TOKEN
         self._tag_tokens = 0
-        self._shared_prefix = ""
+        self._shared_prefix: tuple[str, ...] = ()
         self._shape: PromptShape | None = None
         self.until_ci: UntilCI | None = None
+        self.open_loop: OpenLoop | None = None
         self._csv_writer: gevent.Greenlet | None = None
         self._live_ticker: gevent.Greenlet | None = None
         self.started_at_s: float | None = None
@@ -131,6 +136,11 @@ class LoadgenRuntime:
             self._texts[key] = load_texts(source)
         return self._texts[key]
 
+    def dataset(self, path: str) -> list[DatasetRequest]:
+        if path not in self._datasets:
+            self._datasets[path] = load_dataset(path)
+        return self._datasets[path]
+
     def model(self, client: LLMClient) -> str:
         """--model, else the server's first model (asked once per process; failures are retried)."""
         if self.settings.model:
@@ -156,8 +166,8 @@ class LoadgenRuntime:
             with_tag = client.count_tokens(tag + sample, model) if count else None
             self._tag_tokens = with_tag - count if with_tag and count else math.ceil(len(tag) / ratio)
         if self.settings.shared_prefix_tokens:
-            prefix = shared_prefix_text(sample_texts, PromptFitter(self.settings.shared_prefix_tokens, ratio))
-            self._shared_prefix = prefix
+            fitter = PromptFitter(self.settings.shared_prefix_tokens, ratio)
+            self._shared_prefix = shared_prefix_groups(sample_texts, fitter, self.settings.traffic.prefix_groups)
         self._ratio = ratio
         self._calibrated = True
 
@@ -172,6 +182,15 @@ class LoadgenRuntime:
                 self._fitter = PromptFitter(max(1, target - self._tag_tokens), self._ratio)
             return self._fitter
 
+    def fitter_for(
+        self, client: LLMClient, model: str | None, sample_texts: list[str], prompt_tokens: int
+    ) -> PromptFitter:
+        """A fitter to `prompt_tokens` (a trace row's input_length), calibrated once like --prompt-tokens."""
+        with self._model_lock:
+            if model is not None:
+                self._calibrate(client, model, sample_texts)
+            return PromptFitter(max(1, prompt_tokens - self._tag_tokens), self._ratio)
+
     def prompt_shape(self, client: LLMClient | None, model: str | None, sample_texts: list[str]) -> PromptShape:
         """What precedes every new prompt: the shared prefix (--shared-prefix-tokens), then a unique tag."""
         if self._shape is None:
@@ -180,8 +199,9 @@ class LoadgenRuntime:
                     self._calibrate(client, model, sample_texts)
                 elif self.settings.shared_prefix_tokens and not self._shared_prefix:
                     fitter = PromptFitter(self.settings.shared_prefix_tokens)
-                    self._shared_prefix = shared_prefix_text(sample_texts, fitter)
-                self._shape = PromptShape(unique=self.settings.unique_prompts, shared_prefix=self._shared_prefix)
+                    groups = self.settings.traffic.prefix_groups
+                    self._shared_prefix = shared_prefix_groups(sample_texts, fitter, groups)
+                self._shape = PromptShape(unique=self.settings.unique_prompts, shared_prefixes=self._shared_prefix)
         return self._shape
 
     # -- recording ----------------------------------------------------------------------------------
@@ -195,7 +215,11 @@ class LoadgenRuntime:
                 self.sink = shipping_sink(runner, self)
                 logger.info("request log: shipped to the master")
             else:
-                self.sink = CsvRecordSink(self.settings.request_log, emit_lag=self.settings.record_emit_lag)
+                self.sink = CsvRecordSink(
+                    self.settings.request_log,
+                    emit_lag=self.settings.record_emit_lag,
+                    drops=self.settings.traffic.open_loop,
+                )
                 logger.info("request log: %s", self.sink.paths["requests"])
         if self.health is None:
             self.health = ClientHealth(active_users=lambda: self._runner_user_count())
@@ -252,6 +276,8 @@ class LoadgenRuntime:
             self.sink.flush()
 
     def close(self) -> None:
+        finish_open_loop(self, self.open_loop)
+        self.open_loop = None
         for g in self._greenlets:
             g.kill(block=False)
         self._greenlets.clear()
@@ -365,6 +391,8 @@ def install(events: Events) -> None:
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)
     events.reset_stats.add_listener(_on_reset_stats)
+    events.spawning_complete.add_listener(_on_spawning_complete)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.quitting.add_listener(lambda environment, **_: _on_quitting(environment))
     install_json_section(_summary_for_stats)
     install_html_section(lambda environment: runtime_for(environment).summary())
@@ -392,6 +420,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     ):
         options.request_log = options.csv_prefix
     _check_workloads(environment, rt)
+    check_open_loop(environment, rt.settings)
     if isinstance(runner, WorkerRunner):
         install_worker(runner, rt)
         environment.events.report_to_master.add_listener(
@@ -459,6 +488,8 @@ def _check_workloads(environment: Environment, rt: LoadgenRuntime) -> None:
             continue
         try:
             rt.texts(source_of(rt.settings))
+            if rt.settings.traffic.dataset:
+                rt.dataset(rt.settings.traffic.dataset)
         except WorkloadError as exc:
             logger.error("%s", exc)
             sys.stderr.write(f"error: {exc}\n")
@@ -470,6 +501,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     rt.stats.clear()
     if not isinstance(environment.runner, MasterRunner):
         rt.start_recording()
+        rt.open_loop = start_open_loop(environment, rt)
     if rt.until_ci is None and isinstance(environment.runner, WorkerRunner):
         # A worker started on its own gets --until-ci with the options the master forwards at start.
         _install_until_ci(environment, environment.runner, rt)
@@ -478,6 +510,20 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     rt.start_live()
     if not isinstance(environment.runner, WorkerRunner):
         rt.start_llm_csv_writer()
+
+
+def _on_spawning_complete(environment: Environment | None = None, **_: Any) -> None:
+    """Open loop: arrivals start once the whole pool exists, so a ramp never drops them."""
+    for rt in [runtime_for(environment)] if environment is not None else list(_runtimes.values()):
+        if rt.open_loop is not None:
+            rt.open_loop.start()
+
+
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    """Open loop: no arrivals while the pool is being stopped (they would count as drops)."""
+    rt = runtime_for(environment)
+    if rt.open_loop is not None:
+        rt.open_loop.stop()
 
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:

@@ -27,7 +27,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.requestlog import CsvRecordSink, RequestRecord, ShippedRows, client_cells, emit_lag_row, process_tag
+from loadgen.requestlog import (
+    CsvRecordSink,
+    RequestRecord,
+    ShippedRows,
+    client_cells,
+    drop_row,
+    emit_lag_row,
+    process_tag,
+)
 from runformat.atomic import write_json_atomic
 from runformat.layout import RecordKind, workers_file
 
@@ -132,6 +140,11 @@ class ShippingSink:
             self._rows[RecordKind.TOKENS].append(record.token_row())
         if record.emit_lag_us:
             self._rows[RecordKind.EMIT_LAG].append(emit_lag_row(record))
+        self._pending += 1
+        self.flush_if_due()
+
+    def write_drop(self, scheduled_wall_s: float) -> None:
+        self._rows[RecordKind.DROPS].append(drop_row(scheduled_wall_s))
         self._pending += 1
         self.flush_if_due()
 

@@ -5,6 +5,7 @@ Files, for a prefix P and this process's `<hostname>-<pid>`:
   P_tokens_<id>.csv    token arrival trace: offsets from t_send (ms) and tokens per event
   P_client_<id>.csv    load-generator health, one row per second (CLIENT_COLUMNS)
   P_emitlag_<id>.csv   only with --record-emit-lag: client arrival − server emission per event (µs)
+  P_drops_<id>.csv     only in open loop: the scheduled time of every arrival that found no free user
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from operator import attrgetter
 from pathlib import Path
 from typing import IO, Protocol
 
-from runformat.records import CLIENT_COLUMNS, EMIT_LAG_COLUMNS, REQUEST_COLUMNS, TOKEN_COLUMNS
+from runformat.records import CLIENT_COLUMNS, DROP_COLUMNS, EMIT_LAG_COLUMNS, REQUEST_COLUMNS, TOKEN_COLUMNS
 
 __all__ = [
     "CLIENT_COLUMNS",
+    "DROP_COLUMNS",
     "REQUEST_COLUMNS",
     "TOKEN_COLUMNS",
     "CsvRecordSink",
@@ -73,6 +75,9 @@ class RequestRecord:
     user_id: str = ""
     worker_id: str = ""
     retry_after_s: float | None = None  # the server's Retry-After on a 429/503, in seconds
+    # Open loop only: when the arrival schedule wanted the request sent, and send − scheduled (ms).
+    scheduled_wall_s: float | None = None
+    schedule_lag_ms: float | None = None
     # Not columns of the request file: the token arrival trace and optional emit lags.
     arrivals_ms: list[float] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
@@ -112,6 +117,11 @@ def emit_lag_row(record: RequestRecord) -> list[object]:
     return [record.request_id, " ".join(f"{v:.1f}" for v in record.emit_lag_us or ())]
 
 
+def drop_row(scheduled_wall_s: float) -> list[object]:
+    """A PREFIX_drops_ row: the dropped arrival's scheduled wall time (µs precision)."""
+    return [_cell(scheduled_wall_s, precise=True)]
+
+
 def process_tag() -> str:
     """`<hostname>-<pid>`: distinguishes the files of every process, local or distributed."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -126,6 +136,7 @@ class CsvRecordSink:
         tag: str | None = None,
         *,
         emit_lag: bool = False,
+        drops: bool = False,
         flush_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -138,6 +149,8 @@ class CsvRecordSink:
         self._tokens = self._open(prefix, "tokens", TOKEN_COLUMNS)
         self._client = self._open(prefix, "client", CLIENT_COLUMNS)
         self._emit = self._open(prefix, "emitlag", EMIT_LAG_COLUMNS) if emit_lag else None
+        self._prefix = prefix
+        self._drops = self._open(prefix, "drops", DROP_COLUMNS) if drops else None
         self._clock = clock
         self._interval = flush_interval_s
         self._last_flush = clock()
@@ -159,6 +172,16 @@ class CsvRecordSink:
             self._emit.writerow(emit_lag_row(record))
         self.flush_if_due()
 
+    def write_drop(self, scheduled_wall_s: float) -> None:
+        self._drop_writer().writerow(drop_row(scheduled_wall_s))
+        self.flush_if_due()
+
+    def _drop_writer(self) -> RowWriter:
+        """The drops file, opened on the first drop (a master learns of open loop from shipped rows)."""
+        if self._drops is None:
+            self._drops = self._open(self._prefix, "drops", DROP_COLUMNS)
+        return self._drops
+
     def write_client(self, row: Sequence[object]) -> None:
         self._client.writerow(client_cells(row))
         self.flush_if_due()
@@ -170,6 +193,8 @@ class CsvRecordSink:
         self._client.writerows(rows.get("client", ()))
         if self._emit is not None:
             self._emit.writerows(rows.get("emitlag", ()))
+        if rows.get("drops"):
+            self._drop_writer().writerows(rows["drops"])
         self.flush_if_due()
 
     def flush_if_due(self) -> None:

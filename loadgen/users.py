@@ -6,6 +6,7 @@ parses the command line before it creates any user, so this cannot wait for one)
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -19,8 +20,10 @@ from loadgen import plugin
 from loadgen.apis import GenerationParams, LLMApi, Prompt, get_api
 from loadgen.backoff import Backoff
 from loadgen.client import ClientIdentity, GenerationInterrupted, GenerationOutcome, LLMClient
+from loadgen.datasets import DatasetRequest
+from loadgen.openloop import Ticket
 from loadgen.options import DEFAULT_HOST, Settings
-from loadgen.workloads import DATA_DIR, PromptFitter, draw_output_tokens
+from loadgen.workloads import DATA_DIR, DEFAULT_CHARS_PER_TOKEN, PromptFitter, draw_output_tokens
 
 __all__ = ["LLMUser"]
 
@@ -70,6 +73,8 @@ class LLMUser(FastHttpUser):
         )
         self.backoff = Backoff(rng=random.Random(f"backoff-{self.workload}-{self.user_id}"))
         self._due_s: float | None = None
+        self._ticket: Ticket | None = None
+        self.dataset_row: DatasetRequest | None = None  # the --dataset row the next request sends
         inner_wait = self.wait_time
 
         def wait_and_remember_due() -> float:
@@ -97,25 +102,64 @@ class LLMUser(FastHttpUser):
         return self.settings.max_new_tokens or self.default_max_new_tokens
 
     def draw_max_new_tokens(self) -> int:
-        """This request's max_tokens: the nominal one, or a uniform draw around it (--output-range-ratio)."""
+        """This request's max_tokens: a trace row's output_length, else the nominal one or a uniform draw
+        around it (--output-range-ratio)."""
+        if self._ticket is not None and self._ticket.row is not None:
+            return self._ticket.row.output_length
+        if self.dataset_row is not None:
+            ratio = self.runtime.server.chars_per_token or DEFAULT_CHARS_PER_TOKEN
+            return self.dataset_row.max_tokens(ratio, self.max_new_tokens)
         return draw_output_tokens(self.rng, self.max_new_tokens, self.settings.output_range_ratio)
 
     @property
     def request_name(self) -> str:
         return f"{self.workload} {self.api.path}"
 
+    def arrival(self) -> Ticket | None:
+        """Open loop: the arrival this request answers, waiting for one if none was taken yet (so prompt
+        preparation happens after it, and a trace row can shape the prompt). None in a closed loop."""
+        if self._ticket is None and self.runtime.open_loop is not None:
+            self._ticket = self.runtime.open_loop.take()
+        return self._ticket
+
+    def dataset_prompt(self) -> str | None:
+        """With --dataset: a random row's prompt (behind the shared prefix and unique tag), its output
+        length kept for this request's max_tokens; None without a dataset."""
+        path = self.settings.traffic.dataset
+        if not path:
+            return None
+        self.arrival()
+        rows = self.runtime.dataset(path)
+        self.dataset_row = rows[self.rng.randrange(len(rows))]
+        return self.fresh(self.dataset_row.prompt)
+
     def texts(self) -> list[str]:
+        self.arrival()
         return self.runtime.texts(self.prompt_source(self.settings))
 
     def fitter(self) -> PromptFitter | None:
-        """Fits texts to --prompt-tokens (None without it); calibrates on first use."""
+        """Fits texts to --prompt-tokens, or to a trace row's input_length (None without either); calibrates
+        on first use."""
+        ticket = self.arrival()
+        if ticket is not None and ticket.row is not None:
+            return self.runtime.fitter_for(self.llm, self._model_or_none(), self.texts(), ticket.row.input_length)
         if not self.settings.prompt_tokens:
             return None
         try:
             model = self.runtime.model(self.llm)
         except RuntimeError:
             return PromptFitter(self.settings.prompt_tokens)
-        return self.runtime.fitter(self.llm, model, self.texts())
+        fitter = self.runtime.fitter(self.llm, model, self.texts())
+        ratio = self.settings.traffic.prompt_tokens_range_ratio
+        if fitter is None or not ratio:
+            return fitter
+        return dataclasses.replace(fitter, target_tokens=draw_output_tokens(self.rng, fitter.target_tokens, ratio))
+
+    def _model_or_none(self) -> str | None:
+        try:
+            return self.runtime.model(self.llm)
+        except RuntimeError:
+            return None
 
     def fresh(self, text: str) -> str:
         """`text` as the start of a new prompt: behind the shared prefix (--shared-prefix-tokens) and a
@@ -135,16 +179,20 @@ class LLMUser(FastHttpUser):
         if self._due_s is not None:
             self.runtime.record_lag_ms((time.perf_counter() - self._due_s) * 1000.0)
             self._due_s = None
+        ticket = self.arrival()
+        max_new_tokens = self.draw_max_new_tokens()
+        self._ticket = self.dataset_row = None  # answered: the next request waits for a new arrival
         try:
             model = self.runtime.model(self.llm)
         except RuntimeError as exc:
             outcome = self.llm.failed(self.api, self.max_new_tokens, str(exc))
+            _stamp_schedule(outcome, ticket)
             self.runtime.record(outcome, "POST", self.request_name)
             self._back_off(outcome)
             return outcome
         params = GenerationParams(
             model=model,
-            max_new_tokens=self.draw_max_new_tokens(),
+            max_new_tokens=max_new_tokens,
             temperature=self.settings.temperature,
             ignore_eos=self.settings.ignore_eos,
         )
@@ -160,11 +208,13 @@ class LLMUser(FastHttpUser):
             )
         except GenerationInterrupted as exc:
             # Stopped mid-request: keep the record (its tokens were generated), then let the kill proceed.
+            _stamp_schedule(exc.outcome, ticket)
             self.runtime.record(exc.outcome, "POST", self.request_name, fire_event=False)
             raise gevent.GreenletExit() from None
         finally:
             if until_ci is not None:
                 until_ci.finished(slot)
+        _stamp_schedule(outcome, ticket)
         self.runtime.record(outcome, "POST", self.request_name)
         self._back_off(outcome)
         return outcome
@@ -175,3 +225,12 @@ class LLMUser(FastHttpUser):
         delay_s = self.backoff.delay_s(outcome.success, outcome.record.retry_after_s)
         if delay_s > 0:
             gevent.sleep(delay_s)
+
+
+def _stamp_schedule(outcome: GenerationOutcome, ticket: Ticket | None) -> None:
+    """Open loop: the arrival's scheduled wall time and send − scheduled (perf_counter, so exact) in ms."""
+    if ticket is None:
+        return
+    rec = outcome.record
+    rec.scheduled_wall_s = ticket.scheduled_wall_s
+    rec.schedule_lag_ms = (rec.t_send_s - ticket.scheduled_s) * 1000.0

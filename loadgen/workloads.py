@@ -31,6 +31,7 @@ __all__ = [
     "chat_opening",
     "draw_output_tokens",
     "load_texts",
+    "shared_prefix_groups",
     "shared_prefix_text",
     "summarize_prompt",
     "unique_tag",
@@ -197,12 +198,25 @@ def shared_prefix_text(texts: list[str], fitter: PromptFitter) -> str:
     return fitter.fit(texts[0], texts[1:] or texts) + "\n\n"
 
 
+def shared_prefix_groups(texts: list[str], fitter: PromptFitter, groups: int) -> tuple[str, ...]:
+    """`groups` different prefixes (--prefix-groups), deterministic; one group is `shared_prefix_text`'s.
+    Each group starts from another text and with its own marker, so no two share a first token."""
+    if groups <= 1:
+        return (shared_prefix_text(texts, fitter),)
+    out = []
+    for g in range(groups):
+        rotated = texts[g % len(texts) :] + texts[: g % len(texts)]
+        out.append(shared_prefix_text([f"[system {g + 1}] {rotated[0]}", *rotated[1:]], fitter))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PromptShape:
     """What goes in front of every new prompt: the shared prefix (if asked), then a unique tag."""
 
     unique: bool = True
-    shared_prefix: str = ""
+    shared_prefixes: tuple[str, ...] = ()  # one is chosen per prompt (--prefix-groups)
 
     def apply(self, text: str) -> str:
-        return f"{self.shared_prefix}{unique_tag() if self.unique else ''}{text}"
+        prefix = self.shared_prefixes[secrets.randbelow(len(self.shared_prefixes))] if self.shared_prefixes else ""
+        return f"{prefix}{unique_tag() if self.unique else ''}{text}"

@@ -19,6 +19,9 @@ class BatchSummarizeUser(LLMUser):
     default_source = PROMPT_SHAPES["batch"].default_source
 
     def next_prompt(self) -> Prompt:
+        from_dataset = self.dataset_prompt()  # --dataset rows are whole prompts
+        if from_dataset is not None:
+            return from_dataset
         docs = self.texts()
         doc = docs[self.rng.randrange(len(docs))]
         fitter = self.fitter()

@@ -19,10 +19,16 @@ class ChatUser(LLMUser):
 
     def on_start(self) -> None:
         self.history: list[dict[str, str]] = []
+        self.follow_ups: list[str] = []
 
     def next_prompt(self) -> Prompt:
         turns_done = len(self.history) // 2
         if not self.history or turns_done >= self.settings.chat_turns:
+            self.history = []
+            from_dataset = self.dataset_prompt()
+            if from_dataset is not None:
+                self.follow_ups = list(self.dataset_row.follow_ups) if self.dataset_row else []
+                return [{"role": "user", "content": from_dataset}]
             prompts = self.texts()
             text = prompts[self.rng.randrange(len(prompts))]
             fitter = self.fitter()
@@ -30,6 +36,8 @@ class ChatUser(LLMUser):
                 text = fitter.fit(text, prompts)
             text = self.fresh(text)  # later turns resend it: a conversation's own prefix may be cached
             self.history = []
+        elif self.follow_ups:  # a dataset conversation's own next human turn
+            text = self.follow_ups.pop(0)
         else:
             text = FOLLOW_UPS[self.rng.randrange(len(FOLLOW_UPS))]
         return [*self.history, {"role": "user", "content": text}]

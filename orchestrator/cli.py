@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from loadgen.datasets import load_dataset
 from loadgen.workloads import WorkloadError, load_texts
 from orchestrator.grid import CellResult, GridRunner, LiveStatus, new_run_dir, resolve_locustfile, unfinished_cells
 from orchestrator.gridlive import eta_s
@@ -198,14 +199,16 @@ def _print_results(run_dir: Path, console: Console) -> None:
 
 
 def _check_prompt_sources(scenario: Scenario) -> None:
-    """A workload's `docs` must load now, not in every cell's Locust after the run has started."""
+    """A workload's `docs` and `dataset` must load now, not in every cell's Locust after the run has started."""
     for workload in scenario.workloads:
-        docs = dict(workload.options).get("docs")
-        if docs:
-            try:
-                load_texts(docs)
-            except WorkloadError as exc:
-                raise ScenarioError(f"workload '{workload.name}': {exc}") from exc
+        options = dict(workload.options)
+        try:
+            if options.get("docs"):
+                load_texts(options["docs"])
+            if options.get("dataset"):
+                load_dataset(options["dataset"])
+        except WorkloadError as exc:
+            raise ScenarioError(f"workload '{workload.name}': {exc}") from exc
 
 
 def _quality_pass(runner: GridRunner, console: Console) -> Path:

@@ -1,6 +1,7 @@
 """The grid runner: one headless Locust process per cell, resumable, with server metrics and metadata.
 
-Run layout: `<out>/<scenario>-<UTC stamp>/<target>/<workload>/c<users>_m<tokens>[_r<repeat>]/`. A cell's
+Run layout: `<out>/<scenario>-<UTC stamp>/<target>/<workload>/c<users>_m<tokens>[_r<repeat>]/` (open-loop
+cells: `r<rate>_m<tokens>`). A cell's
 `COMPLETE` marker is written last; anything without it is unfinished and `--resume` runs it again.
 """
 
@@ -174,6 +175,8 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
         "--request-timeout",
         str(scenario.request_timeout_s),
     ]
+    if cell.rate is not None:
+        cmd += ["--arrival-rate", f"{cell.rate:g}"]
     if scenario.workers > 1:
         cmd += ["--processes", str(scenario.workers)]
     if scenario.distributed is not None:
@@ -274,6 +277,7 @@ def cell_metadata(scenario: Scenario, cell: Cell, info: TargetInfo, cmd: list[st
         "api": cell.workload.api,
         "locustfile": cell.workload.locustfile,
         "users": cell.users,
+        "arrival_rate": cell.rate,
         "max_new_tokens": cell.max_new_tokens,
         "repeat": cell.repeat,
         "duration_s": float(math.ceil(scenario.duration_s)),

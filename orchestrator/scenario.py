@@ -45,7 +45,17 @@ WORKLOAD_OPTIONS: dict[str, tuple[type, ...]] = {
     "chat_turns": (int,),
     "unique_prompts": (bool,),
     "shared_prefix_tokens": (int,),
+    "prefix_groups": (int,),
+    "prompt_tokens_range_ratio": (int, float),
+    "dataset": (str,),
+    "arrival": (str,),
+    "burstiness": (int, float),
+    "arrival_seed": (int,),
+    "arrival_queue": (bool,),
 }
+# Users in an open-loop cell (a `rates` grid) when neither the workload nor [grid] gives concurrency: the
+# pool of requests that can be in flight at once.
+DEFAULT_POOL = 64
 APIS = ("completions", "chat")
 
 
@@ -71,6 +81,7 @@ class Workload:
     concurrency: tuple[int, ...] = ()
     max_new_tokens: tuple[int, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
+    rates: tuple[float, ...] = ()  # open loop: offered req/s per cell; concurrency is then the pool
 
 
 @dataclass(frozen=True)
@@ -151,10 +162,12 @@ class Cell:
     max_new_tokens: int
     repeat: int
     repeats: int
+    rate: float | None = None  # open loop: offered requests/s (users are then the pool)
 
     @property
     def relpath(self) -> Path:
-        name = cell_dir_name(self.users, self.max_new_tokens, self.repeat, self.repeats)
+        pools = len(self.workload.concurrency)
+        name = cell_dir_name(self.users, self.max_new_tokens, self.repeat, self.repeats, self.rate, pools)
         return Path(safe_name(self.target.label)) / safe_name(self.workload.name) / name
 
 
@@ -180,6 +193,7 @@ _SCENARIO_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
 }
 _GRID_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "concurrency": ((list,), False),
+    "rates": ((list,), False),
     "max_new_tokens": ((list,), False),
 }
 _SCRAPE_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -199,6 +213,7 @@ _WORKLOAD_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "locustfile": ((str,), True),
     "api": ((str,), False),
     "concurrency": ((list,), False),
+    "rates": ((list,), False),
     "max_new_tokens": ((list,), False),
     "options": ((dict,), False),
 }
@@ -253,6 +268,27 @@ def _int_list(where: str, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _rate_list(where: str, value: Any) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    if not value or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and v != float("inf") for v in value
+    ):
+        raise ScenarioError(f"{where}: expected a non-empty list of request rates > 0 (req/s), got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _check_arrival_options(where: str, options: dict[str, Any], rates: tuple[float, ...]) -> None:
+    arrival_keys = [k for k in ("arrival", "burstiness", "arrival_seed", "arrival_queue") if k in options]
+    if arrival_keys and not rates:
+        raise ScenarioError(f"{where}.options: {', '.join(arrival_keys)} need rates (here or in [grid])")
+    kinds = ("poisson", "gamma", "constant")
+    if options.get("arrival", "poisson") not in kinds:
+        raise ScenarioError(f"{where}.options.arrival: {options['arrival']!r} is not one of {', '.join(kinds)}")
+    if "burstiness" in options and not (options["burstiness"] > 0 and options.get("arrival") == "gamma"):
+        raise ScenarioError(f'{where}.options.burstiness: expected a number > 0 with arrival = "gamma"')
+
+
 def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scenario") -> Scenario:
     """Validate a parsed TOML document; `source` names the file in every error."""
     for key in data:
@@ -287,7 +323,9 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
         ratio = w.get("options", {}).get("output_range_ratio", 0.0)
         if not 0.0 <= ratio < 1.0:
             raise ScenarioError(f"{where}.options.output_range_ratio: expected a number in [0, 1), got {ratio}")
-        conc = w.get("concurrency", grid.get("concurrency"))
+        rates = _rate_list(f"{where}.rates", w.get("rates", grid.get("rates")))
+        _check_arrival_options(where, w.get("options", {}), rates)
+        conc = w.get("concurrency", grid.get("concurrency", [DEFAULT_POOL] if rates else None))
         tokens = w.get("max_new_tokens", grid.get("max_new_tokens"))
         if conc is None or tokens is None:
             raise ScenarioError(f"{where}: needs concurrency and max_new_tokens (here or in [grid])")
@@ -299,6 +337,7 @@ def parse_scenario(data: dict[str, Any], source: str, default_name: str = "scena
                 concurrency=_int_list(f"{where}.concurrency", conc),
                 max_new_tokens=_int_list(f"{where}.max_new_tokens", tokens),
                 options=tuple(sorted(w.get("options", {}).items())),
+                rates=rates,
             )
         )
     if not workloads:
@@ -472,9 +511,10 @@ def expand(scenario: Scenario, only: dict[str, str] | None = None) -> list[Cell]
     per_target: list[list[Cell]] = []
     for target in scenario.targets:
         cells = [
-            Cell(target, w, users, tokens, r, scenario.repeats)
+            Cell(target, w, users, tokens, r, scenario.repeats, rate)
             for r in range(scenario.repeats)
             for w in scenario.workloads
+            for rate in (w.rates or (None,))
             for users in w.concurrency
             for tokens in w.max_new_tokens
         ]
@@ -507,6 +547,7 @@ _FILTERS = {
     "users": lambda c: str(c.users),
     "concurrency": lambda c: str(c.users),
     "max_new_tokens": lambda c: str(c.max_new_tokens),
+    "rate": lambda c: "" if c.rate is None else f"{c.rate:g}",
     "repeat": lambda c: str(c.repeat),
 }
 

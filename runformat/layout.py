@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
+    "ARRIVALS_KIND",
     "COMPLETE_MARKER",
     "CSV_PREFIX",
     "METADATA_FILE",
@@ -47,6 +48,7 @@ QUALITY_DIR = "quality"
 QUALITY_MANIFEST = "manifest.json"
 STOP_SUFFIX = "_stop.json"  # PREFIX_stop.json: why a --until-ci run stopped
 WORKERS_SUFFIX = "_workers.json"  # PREFIX_workers.json: a distributed run's workers and record delivery
+ARRIVALS_KIND = "arrivals"  # open loop: PREFIX_arrivals_<host>-<pid>.json, each process's dispatcher summary
 
 
 class RecordKind(StrEnum):
@@ -56,6 +58,7 @@ class RecordKind(StrEnum):
     TOKENS = "tokens"
     CLIENT = "client"
     EMIT_LAG = "emitlag"
+    DROPS = "drops"  # open loop: arrivals that found every user busy
 
 
 class CellStatus(StrEnum):
@@ -84,9 +87,20 @@ def record_glob(prefix: Path, kind: RecordKind) -> str:
     return f"{prefix.name}_{kind.value}_*.csv"
 
 
-def cell_dir_name(users: int, max_new_tokens: int, repeat: int = 0, repeats: int = 1) -> str:
-    """c<users>_m<tokens>[_r<repeat>]: the cell's folder under <target>/<workload>/."""
-    return f"c{users}_m{max_new_tokens}" + (f"_r{repeat}" if repeats > 1 else "")
+def cell_dir_name(
+    users: int,
+    max_new_tokens: int,
+    repeat: int = 0,
+    repeats: int = 1,
+    rate: float | None = None,
+    pools: int = 1,
+) -> str:
+    """c<users>_m<tokens>[_r<repeat>]: the cell's folder under <target>/<workload>/. An open-loop cell is
+    r<rate>_m<tokens> (r<rate>_c<users>_m<tokens> when its scenario tries several pools)."""
+    load = f"c{users}"
+    if rate is not None:
+        load = f"r{rate:g}" + (f"_c{users}" if pools > 1 else "")
+    return f"{load}_m{max_new_tokens}" + (f"_r{repeat}" if repeats > 1 else "")
 
 
 def cell_label(target: object, workload: object, users: object, max_new_tokens: object, repeat: object = 0) -> str:

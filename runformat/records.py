@@ -14,6 +14,9 @@ __all__ = [
     "CLIENT_COLUMNS",
     "CLIENT_RECORD",
     "CLIENT_SCHEMA",
+    "DROP_COLUMNS",
+    "DROP_RECORD",
+    "DROP_SCHEMA",
     "EMIT_LAG_COLUMNS",
     "FLAG_FALSE",
     "FLAG_TRUE",
@@ -73,6 +76,8 @@ REQUEST_RECORD: tuple[Column, ...] = (
     Column("user_id", "text", "", "the Locust user within its process"),
     Column("worker_id", "text", "", "<host>-<pid> of the process, or the Locust worker id"),
     Column("retry_after_s", "number", "s", "Retry-After the server sent with a 429/503, if any"),
+    Column("scheduled_wall_s", "number", "s (Unix time)", "open loop: when the arrival schedule wanted it sent"),
+    Column("schedule_lag_ms", "number", "ms", "open loop: t_send − scheduled time (queueing delay included)"),
 )
 TOKEN_RECORD: tuple[Column, ...] = (
     Column("request_id", "text", "", "the request"),
@@ -90,6 +95,11 @@ REQUEST_COLUMNS = tuple(c.name for c in REQUEST_RECORD)
 TOKEN_COLUMNS = tuple(c.name for c in TOKEN_RECORD)
 CLIENT_COLUMNS = tuple(c.name for c in CLIENT_RECORD)
 EMIT_LAG_COLUMNS = ("request_id", "emit_lag_us")
+DROP_RECORD: tuple[Column, ...] = (
+    Column("scheduled_wall_s", "number", "s (Unix time)", "open loop: an arrival that found every user busy"),
+)
+DROP_COLUMNS = tuple(c.name for c in DROP_RECORD)
+DROP_SCHEMA = {c.name: c.kind for c in DROP_RECORD}
 REQUEST_SCHEMA = {c.name: c.kind for c in REQUEST_RECORD}
 TOKEN_SCHEMA = {c.name: c.kind for c in TOKEN_RECORD}
 CLIENT_SCHEMA = {c.name: c.kind for c in CLIENT_RECORD}

@@ -36,7 +36,7 @@ EXCEPTIONS = {
     ("analysis/whatif_model.py", "simulator"),
 }
 # what the orchestrator may use from loadgen: modules that import neither gevent nor locust
-ORCHESTRATOR_MAY_USE = {"loadgen.apis", "loadgen.workloads", "loadgen.options"}
+ORCHESTRATOR_MAY_USE = {"loadgen.apis", "loadgen.workloads", "loadgen.options", "loadgen.datasets"}
 
 
 def _imports(path: Path) -> set[str]:

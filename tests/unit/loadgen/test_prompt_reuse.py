@@ -22,7 +22,7 @@ def test_shared_prefix_is_identical_and_comes_first() -> None:
     prefix = shared_prefix_text(texts, PromptFitter(32))
     assert prefix == shared_prefix_text(list(texts), PromptFitter(32))
     assert 100 <= len(prefix) <= 32 * 4 + 2
-    a, b = PromptShape(shared_prefix=prefix).apply("x"), PromptShape(shared_prefix=prefix).apply("x")
+    a, b = PromptShape(shared_prefixes=(prefix,)).apply("x"), PromptShape(shared_prefixes=(prefix,)).apply("x")
     assert a.startswith(prefix) and b.startswith(prefix) and a != b
 
 

@@ -10,7 +10,7 @@ from loadgen.requestlog import CLIENT_COLUMNS, REQUEST_COLUMNS, CsvRecordSink, R
 EXPECTED = (
     "request_id,target_label,workload,api,max_new_tokens,start_wall_s,t_send_s,ttft_ms,e2e_ms,tpot_ms,"
     "itl_mean_ms,itl_p99_ms,prompt_tokens,output_tokens,tokens_source,finish_reason,http_status,success,"
-    "error,user_id,worker_id,retry_after_s"
+    "error,user_id,worker_id,retry_after_s,scheduled_wall_s,schedule_lag_ms"
 )
 
 
@@ -61,7 +61,7 @@ def test_files_rows_and_flush(tmp_path: Path) -> None:
         "200.000",
         "260.000",
     ]
-    assert rows[1][16:] == ["200", "1", "", "1", "host-1", ""]
+    assert rows[1][16:] == ["200", "1", "", "1", "host-1", "", "", ""]
     assert rows[2][7] == "" and rows[2][17] == "0" and rows[2][18] == "HTTP 500: boom"
     tokens = read_rows(tmp_path / "sub" / "run_tokens_h-1.csv")
     assert tokens == [["request_id", "arrivals_ms", "counts"], ["r1", "200.000 220.000 260.000", "1 2 1"]]
