@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
 from analysis.catalog import Catalog, load_catalog
 from analysis.compare import compare_table
-from analysis.cost import cost_table, resolve_prices, savings_table
+from analysis.cost import HEADLINES, Headline, cost_table, resolve_prices, savings_table
 from analysis.errors import InputError
 from analysis.quality import Quality, summarize_quality
 from analysis.roofline import roofline_specs, roofline_table
@@ -40,6 +40,7 @@ class Options:
     adequacy: AdequacyThresholds = DEFAULT_THRESHOLDS
     whatif_gpus: tuple[str, ...] = ()  # catalog GPUs to project the run onto (empty: no projection)
     model_weight_gb: dict[str, float] = field(default_factory=dict)  # --model-bytes LABEL=GB
+    headlines: tuple[Headline, ...] = HEADLINES  # the decision summary's reference cells (--chat-cell, --batch-cell)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds
 from analysis.bundle import Options, analyse
 from analysis.catalog import parse_model_bytes_flags, parse_price_flags, parse_weight_flags
+from analysis.cost import HEADLINES, Headline, parse_cell
 from analysis.errors import InputError
 from analysis.loading import default_report_dir
 from analysis.run import load_run
@@ -97,6 +98,48 @@ def _price_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _cell(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        return parse_cell(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+def _reference_cell_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--chat-cell/--batch-cell: the decision summary's reference cells; they reach the command as `headlines`."""
+    chat, batch = HEADLINES
+    options = [
+        click.option(
+            "--chat-cell",
+            default=f"{chat.concurrency}x{chat.max_new_tokens}",
+            show_default=True,
+            metavar="CONCxTOKENS",
+            callback=_cell,
+            help="Chat reference cell (concurrency x max_new_tokens); the nearest tested cell when not run.",
+        ),
+        click.option(
+            "--batch-cell",
+            default=f"{batch.concurrency}x{batch.max_new_tokens}",
+            show_default=True,
+            metavar="CONCxTOKENS",
+            callback=_cell,
+            help="Batch reference cell (concurrency x max_new_tokens); the nearest tested cell when not run.",
+        ),
+    ]
+
+    @wraps(func)
+    def wrapper(*args: Any, chat_cell: tuple[int, int], batch_cell: tuple[int, int], **kwargs: Any) -> Any:
+        headlines = (
+            Headline(chat.title, chat.workload, *chat_cell),
+            Headline(batch.title, batch.workload, *batch_cell),
+        )
+        return func(*args, headlines=headlines, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _adequacy_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,6 +252,7 @@ def compare(
 @_label_options
 @_output_option
 @input_errors
+@_reference_cell_options
 def cost(
     run_dir: Path,
     prices_file: Path | None,
@@ -217,6 +261,7 @@ def cost(
     baseline: str | None,
     candidate: str | None,
     output: Path | None,
+    headlines: tuple[Headline, ...],
 ) -> None:
     """$/1M tokens for the chat sweet spot (conc 16, 128 tokens), batch (conc 32, 256) and every other cell."""
     opts = Options(
@@ -225,6 +270,7 @@ def cost(
         catalog_path=prices_file,
         prices=parse_price_flags(price_flags),
         utilization=utilization,
+        headlines=headlines,
     )
     from analysis.report import cost_text  # matplotlib and jinja2 load only for commands that render
 
@@ -381,6 +427,7 @@ def _cost_or_empty(
 @_whatif_option
 @input_errors
 @_adequacy_options
+@_reference_cell_options
 def report(
     run_dir: Path,
     out_dir: Path | None,
@@ -398,6 +445,7 @@ def report(
     worst_n: int,
     whatif_gpus: tuple[str, ...],
     adequacy: AdequacyThresholds,
+    headlines: tuple[Headline, ...],
 ) -> None:
     """Write RUN/report/index.html (PREFIX_report/ for a Locust CSV prefix; self-contained) and the seed's
     CSV/Markdown artifacts; prints the path."""
@@ -415,6 +463,7 @@ def report(
         worst_n=worst_n,
         adequacy=adequacy,
         whatif_gpus=whatif_gpus,
+        headlines=headlines,
     )
     from analysis.report import write_report  # matplotlib and jinja2 load only for commands that render
 

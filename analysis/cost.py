@@ -8,6 +8,7 @@ savings_pct       = (cost_baseline − cost_candidate) / cost_baseline × 100
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ __all__ = [
     "assumption_lines",
     "cost_table",
     "headline_cell",
+    "parse_cell",
     "resolve_prices",
     "savings_table",
 ]
@@ -60,6 +62,18 @@ class Headline:
 
 
 HEADLINES = (Headline("Chat", "chat", 16, 128), Headline("Batch", "batch", 32, 256))
+_CELL = re.compile(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", re.IGNORECASE)
+
+
+def parse_cell(text: str) -> tuple[int, int]:
+    """'16x128' → (concurrency 16, max_new_tokens 128); ValueError naming the expected form otherwise."""
+    m = _CELL.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not CONCURRENCYxMAX_NEW_TOKENS, e.g. 16x128")
+    conc, tokens = int(m.group(1)), int(m.group(2))
+    if conc < 1 or tokens < 1:
+        raise ValueError(f"{text!r}: concurrency and max_new_tokens must both be at least 1")
+    return conc, tokens
 
 
 def resolve_prices(targets: Iterable[RunTarget], catalog: Catalog, overrides: dict[str, float]) -> pd.DataFrame:

@@ -184,7 +184,11 @@ def cost_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     """What the cost document needs: cheap (no plots), shared by `cost` and the report."""
     pair = a.baseline is not None and a.candidate is not None
     names = kind_names(a.baseline, a.candidate) if a.baseline and a.candidate else ("baseline", "candidate")
-    points = headline_points(a.cost, a.compare, a.baseline, a.candidate) if a.baseline and a.candidate else []
+    points = (
+        headline_points(a.cost, a.compare, a.baseline, a.candidate, a.options.headlines)
+        if a.baseline and a.candidate
+        else []
+    )
     return {
         "title": _title(a.run.scenario),
         "scenario": a.run.scenario,

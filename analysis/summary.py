@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.cost import HEADLINES, headline_cell
+from analysis.cost import HEADLINES, Headline, headline_cell
 from analysis.naming import comparison_slug
 from runformat.layout import cell_label
 
@@ -38,10 +38,17 @@ def _num(value: Any) -> float:
         return math.nan
 
 
-def headline_points(cost: pd.DataFrame, compare: pd.DataFrame, baseline: str, candidate: str) -> list[dict[str, Any]]:
-    """The seed's chat sweet spot and batch point (or the nearest tested cells), both sides side by side."""
+def headline_points(
+    cost: pd.DataFrame,
+    compare: pd.DataFrame,
+    baseline: str,
+    candidate: str,
+    headlines: tuple[Headline, ...] = HEADLINES,
+) -> list[dict[str, Any]]:
+    """The reference cells (by default the seed's chat sweet spot and batch point, or the nearest tested
+    cells), both sides side by side."""
     points = []
-    for h in HEADLINES:
+    for h in headlines:
         cell = headline_cell(cost, h)
         if cell is None:
             continue

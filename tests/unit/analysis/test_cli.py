@@ -192,3 +192,26 @@ def test_report_on_a_locust_prefix_leaves_the_prefix_usable(tmp_path: Path) -> N
     assert Path(first.output.strip().splitlines()[-1]) == tmp_path / "run_report" / "index.html"
     again = invoke("capacity", tmp_path / "run")
     assert again.exit_code == 0, again.output  # before: PREFIX/report/ made PREFIX a directory without runs
+
+
+@pytest.mark.parametrize("text", ["16", "16x", "x128", "0x128", "16x0", "16*128", "a x b", "-1x128"])
+def test_report_rejects_bad_reference_cells(run_dir: Path, tmp_path: Path, text: str) -> None:
+    result = invoke("report", run_dir, "-o", tmp_path / "r", "--chat-cell", text)
+    assert result.exit_code == 2
+    assert "Invalid value for '--chat-cell'" in result.output
+    assert "CONCURRENCYxMAX_NEW_TOKENS" in result.output or "must both be at least 1" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_reference_cells_default_to_the_seed_and_can_be_chosen(run_dir: Path, tmp_path: Path) -> None:
+    help_text = invoke("report", "--help").output
+    assert "[default: 16x128]" in help_text and "[default: 32x256]" in help_text
+    seed = invoke("cost", run_dir).output
+    assert "Chat Workload (conc=16, max_tokens=128)" in seed and "Batch Workload (conc=32, max_new_tokens=256)" in seed
+    chosen = invoke("cost", run_dir, "--chat-cell", "32X128", "--batch-cell", "16 x 256").output
+    assert "Chat Workload (conc=32, max_tokens=128)" in chosen
+    assert "Batch Workload (conc=16, max_new_tokens=256)" in chosen
+    result = invoke("report", run_dir, "-o", tmp_path / "r", "--chat-cell", "32x128")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "Chat workload (conc=32, max_new_tokens=128)" in html
