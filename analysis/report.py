@@ -18,11 +18,13 @@ import pandas as pd
 from analysis import naming, plots
 from analysis.bundle import Analysis
 from analysis.capacity import CAPACITY_COLUMNS
-from analysis.cost import COST_FORMULA, assumption_lines
+from analysis.cost import COST_FORMULA, KEY, assumption_lines
+from analysis.glance import kpi_cards
 from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.searchreport import load_search, search_context
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
+from analysis.tablelayout import COLUMN_TITLES, detail_columns, key_columns
 from analysis.tables import SEED_COLUMNS
 from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
@@ -31,44 +33,6 @@ from runformat.search import CAPACITY_SEARCH_CSV
 __all__ = ["build_context", "cost_text", "render", "seed_tables", "whatif_text", "write_report"]
 
 TEMPLATES = Path(__file__).with_name("templates")
-CAPACITY_VIEW = [
-    "workload",
-    "concurrency",
-    "max_new_tokens",
-    "repeat",
-    "requests",
-    "error_rate",
-    "throughput_tok_s",
-    "req_per_s",
-    "p50_latency_ms",
-    "p95_latency_ms",
-    "ttft_p95_ms",
-    "tpot_p95_ms",
-    "itl_p99_ms",
-    "adequacy",
-    "status",
-]
-# open-loop cells add, after concurrency (then the pool): what was offered, what was carried, what the
-# arriving user waited (METRICS.md, open-loop cells)
-OPEN_LOOP_VIEW = [
-    "offered_rate_req_s",
-    "achieved_rate_req_s",
-    "dropped",
-    "dropped_pct",
-    "p95_latency_from_schedule_ms",
-    "ttft_p95_from_schedule_ms",
-    "sustained",
-]
-
-
-def capacity_view(capacity: pd.DataFrame) -> list[str]:
-    """CAPACITY_VIEW, with OPEN_LOOP_VIEW after concurrency when any cell ran at an arrival rate."""
-    if "offered_rate_req_s" not in capacity or not capacity["offered_rate_req_s"].notna().any():
-        return CAPACITY_VIEW
-    at = CAPACITY_VIEW.index("concurrency") + 1
-    return [*CAPACITY_VIEW[:at], *OPEN_LOOP_VIEW, *CAPACITY_VIEW[at:]]
-
-
 # shown as value ± half-width (the larger side of the 95% CI)
 CI_VIEW = ["throughput_tok_s", "req_per_s", "p95_latency_ms", "ttft_p95_ms", "tpot_p95_ms"]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
@@ -132,7 +96,13 @@ def half_width(row: dict[str, Any], metric: str) -> float:
     return max(high - value, value - low)
 
 
-def _capacity_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _capacity_records(frame: pd.DataFrame, cost: pd.DataFrame) -> list[dict[str, Any]]:
+    """Capacity rows with each CI metric's half-width (`<metric>_pm`) and the cell's $/1M tokens."""
+    priced = cost[["target_label", *KEY, "usd_per_1m_tokens"]] if len(cost) else None
+    if priced is not None and len(frame):
+        frame = frame.merge(priced, how="left", on=["target_label", *KEY])
+    else:
+        frame = frame.assign(usd_per_1m_tokens=math.nan)
     records = _records(frame)
     for r in records:
         for metric in CI_VIEW:
@@ -249,7 +219,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     names = (base["names"]["baseline"], base["names"]["candidate"])
     main_plots, server_plots = _plots(a)
     per_target = [
-        {"label": label, "rows": _capacity_records(rows)}
+        {"label": label, "rows": _capacity_records(rows, a.cost)}
         for label, rows in run.capacity.groupby("target_label", sort=False)
     ]
     batch = next((p for p in points if p["workload"] == "batch"), None)
@@ -275,7 +245,20 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "warnings": warnings(run.capacity),
         "targets": [t.__dict__ for t in run.targets],
         "per_target": per_target,
-        "capacity_columns": capacity_view(run.capacity),
+        "key_columns": key_columns(run.capacity),
+        "detail_columns": detail_columns(run.capacity),
+        "column_titles": COLUMN_TITLES,
+        "kpi_cards": kpi_cards(
+            run.capacity,
+            a.cost,
+            a.options.headlines,
+            a.compare,
+            a.baseline,
+            a.candidate,
+            names,
+            base["search"],
+            a.quality.summary if a.quality is not None else None,
+        ),
         "ci_columns": CI_VIEW,
         "adequacy_ok": bool(run.capacity["adequate"].map(lambda v: v is True).all()),
         "compare": _records(a.compare),
