@@ -1,13 +1,14 @@
 """The report's "At a glance": one KPI card per target at the reference cells, before any detail.
 
-Pure: tables in, plain dicts out. Every figure that has a 95% CI carries it (`value ± half-width`, the
-repeats combined as the comparison combines them), and a change vs the baseline is the comparison's own
-text: % change, its CI and the verdict.
+Pure: tables in, plain dicts out. Every figure that has a 95% CI carries it as `value ± half-width` (one
+run: the larger side of its interval, as the capacity table shows it; repeats: combined as the comparison
+combines them), and a change vs the baseline is the comparison's own text: % change, its CI, the verdict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,7 @@ import pandas as pd
 from analysis.cost import Headline, headline_cell
 from analysis.verdict import side_estimate
 
-__all__ = ["KPI_METRICS", "kpi_cards"]
+__all__ = ["KPI_METRICS", "half_width", "kpi_cards"]
 
 # (metric, title, unit, digits): the figures every card shows per reference cell
 KPI_METRICS = (
@@ -33,6 +34,15 @@ def _num(value: Any, digits: int) -> str:
     return "—" if _missing(value) else f"{float(value):,.{digits}f}"
 
 
+def half_width(row: Mapping[Any, Any], metric: str) -> float:
+    """max(high − value, value − low) of a cell's 95% CI; NaN without one."""
+    try:
+        value, low, high = (float(row[k]) for k in (metric, f"{metric}_ci95_low", f"{metric}_ci95_high"))
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+    return max(high - value, value - low)
+
+
 def _cell_rows(capacity: pd.DataFrame, label: str, workload: str, conc: int, tokens: int) -> pd.DataFrame:
     rows = capacity[
         (capacity["target_label"] == label)
@@ -48,7 +58,9 @@ def _cell_rows(capacity: pd.DataFrame, label: str, workload: str, conc: int, tok
 
 def _figure(rows: pd.DataFrame, metric: str, title: str, unit: str, digits: int) -> dict[str, Any]:
     est = side_estimate(rows, metric)
-    hw = est.half_width
+    # one run: the larger side of its (percentile CIs: asymmetric) interval, as the capacity table shows it;
+    # repeats: the combined estimate's, as the comparison computes it
+    hw = half_width(rows.iloc[0].to_dict(), metric) if est.repeats == 1 else est.half_width
     return {
         "metric": metric,
         "title": title,

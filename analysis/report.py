@@ -19,7 +19,7 @@ from analysis import naming, plots
 from analysis.bundle import Analysis
 from analysis.capacity import CAPACITY_COLUMNS
 from analysis.cost import COST_FORMULA, KEY, assumption_lines
-from analysis.glance import kpi_cards
+from analysis.glance import half_width, kpi_cards
 from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.searchreport import load_search, search_context
@@ -87,22 +87,16 @@ def _markdown(env: jinja2.Environment) -> jinja2.Environment:
     return env.overlay(finalize=md_text)
 
 
-def half_width(row: dict[str, Any], metric: str) -> float:
-    """max(high − value, value − low) of a cell's 95% CI; NaN without one."""
-    try:
-        value, low, high = (float(row[k]) for k in (metric, f"{metric}_ci95_low", f"{metric}_ci95_high"))
-    except (KeyError, TypeError, ValueError):
-        return math.nan
-    return max(high - value, value - low)
-
-
 def _capacity_records(frame: pd.DataFrame, cost: pd.DataFrame) -> list[dict[str, Any]]:
     """Capacity rows with each CI metric's half-width (`<metric>_pm`) and the cell's $/1M tokens."""
-    priced = cost[["target_label", *KEY, "usd_per_1m_tokens"]] if len(cost) else None
-    if priced is not None and len(frame):
-        frame = frame.merge(priced, how="left", on=["target_label", *KEY])
-    else:
-        frame = frame.assign(usd_per_1m_tokens=math.nan)
+    frame = frame.assign(usd_per_1m_tokens=math.nan)
+    if len(cost) and len(frame):
+        numeric = [k for k in KEY if k != "workload"]  # a Locust CSV run may carry them as text
+        on = ["target_label", *KEY]
+        left = frame[on].assign(**{k: pd.to_numeric(frame[k], errors="coerce") for k in numeric})
+        right = cost[[*on, "usd_per_1m_tokens"]].assign(**{k: pd.to_numeric(cost[k], errors="coerce") for k in numeric})
+        priced = left.merge(right, how="left", on=on)["usd_per_1m_tokens"]
+        frame["usd_per_1m_tokens"] = priced.to_numpy()
     records = _records(frame)
     for r in records:
         for metric in CI_VIEW:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert external == [], f"the report must work offline, but requested {external}"
 
 
-def _layout(page, width: int) -> dict:  # type: ignore[no-untyped-def]
+def _layout(page: Any, width: int) -> dict[str, Any]:
     page.set_viewport_size({"width": width, "height": 900})
     return page.evaluate(
         """() => {
