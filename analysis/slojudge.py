@@ -19,9 +19,10 @@ from analysis.capacity import CellData, cell_row, window_bounds
 from analysis.tables import load_cells
 from runformat.search import SLO_METRICS, ProbeOutcome, Slo
 
-__all__ = ["Check", "Judgement", "error_rate_ci", "goodput_req_s", "judge_cell", "judge_row"]
+__all__ = ["NOT_SUSTAINED", "Check", "Judgement", "error_rate_ci", "goodput_req_s", "judge_cell", "judge_row"]
 
 _Z95 = 1.959963984540054
+NOT_SUSTAINED = "sustained"  # the binding "SLO" of an open-loop probe that dropped arrivals (METRICS.md)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def _invalid(row: Mapping[str, Any]) -> str:
 
 
 def judge_row(row: Mapping[str, Any], slos: Sequence[Slo]) -> Judgement:
-    """Pass when every SLO's CI lies within its bound; fail when any lies wholly beyond; else undecided."""
+    """Pass when every SLO's CI lies within its bound; fail when any lies wholly beyond (or when an open-loop
+    cell is not `sustained`: it dropped arrivals, so its load is not the offered rate); else undecided."""
     invalid = _invalid(row)
     if invalid:
         return Judgement(ProbeOutcome.INVALID, detail=invalid, row=dict(row))
@@ -119,6 +121,10 @@ def judge_row(row: Mapping[str, Any], slos: Sequence[Slo]) -> Judgement:
             checks,
             dict(row),
         )
+    if row.get("sustained") is False:  # an open-loop cell that dropped arrivals did not carry the offered rate
+        reason = row.get("sustained_reason") or "offered rate not carried"
+        detail = f"not sustained: {reason}; " + "; ".join(f"{c.slo.text}: {c.value:.4g} {c.outcome}" for c in checks)
+        return Judgement(ProbeOutcome.FAIL, NOT_SUSTAINED, detail, checks, dict(row))
     failing = [c for c in checks if c.outcome is ProbeOutcome.FAIL]
     straddling = [c for c in checks if c.outcome is ProbeOutcome.UNDECIDED]
     if failing:

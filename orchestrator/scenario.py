@@ -111,6 +111,7 @@ class SearchConfig:
     min_step: float | None = None
     max_attempts: int | None = None
     knee_gain_pct: float | None = None
+    pool: int | None = None  # a rate search's users that can have a request in flight
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ _SEARCH_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "min_step": ((int, float), False),
     "max_attempts": ((int,), False),
     "knee_gain_pct": ((int, float), False),
+    "pool": ((int,), False),
 }
 _TOP_KEYS = {"scenario", "grid", "scrape", "targets", "workloads", "quality", "search", "distributed"}
 _DISTRIBUTED_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -458,7 +460,7 @@ def _search(source: str, table: Any) -> SearchConfig:
     over = t.get("over")
     if over is not None and over not in tuple(Over):
         raise ScenarioError(f"{where}.over: {over!r} is not one of {', '.join(Over)}")
-    for key in ("start", "max", "min_step", "max_attempts"):
+    for key in ("start", "max", "min_step", "max_attempts", "pool"):
         if key in t and not t[key] > 0:
             raise ScenarioError(f"{where}.{key}: expected a number > 0, got {t[key]}")
     for key in ("resolution_pct", "knee_gain_pct"):
@@ -477,6 +479,7 @@ def _search(source: str, table: Any) -> SearchConfig:
         min_step=num("min_step"),
         max_attempts=int(t["max_attempts"]) if "max_attempts" in t else None,
         knee_gain_pct=num("knee_gain_pct"),
+        pool=int(t["pool"]) if "pool" in t else None,
     )
 
 

@@ -39,6 +39,7 @@ class SearchPlan:
     min_step: float = 1.0
     max_attempts: int = 3
     knee_gain_pct: float = 5.0
+    pool: int | None = None  # rate search: users that can have a request in flight (None: the workload's)
 
     def __post_init__(self) -> None:
         if not self.start > 0:
@@ -51,6 +52,8 @@ class SearchPlan:
             raise PlanError("resolution_pct must be >= 0 and min_step > 0")
         if self.max_attempts < 1:
             raise PlanError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.pool is not None and (self.over is not Over.RATE or self.pool < 1):
+            raise PlanError(f"pool (--pool {self.pool}) applies to a rate search only and must be >= 1 user")
 
     @property
     def unit(self) -> str:

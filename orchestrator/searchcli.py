@@ -21,7 +21,7 @@ from rich.console import Console
 from orchestrator.grid import GridRunner, new_run_dir, resolve_locustfile
 from orchestrator.runlock import RunLocked, hold_run_lock
 from orchestrator.runrecord import record_target_urls, recorded_target_urls
-from orchestrator.scenario import Scenario, ScenarioError, SearchConfig, load_scenario, with_target_urls
+from orchestrator.scenario import DEFAULT_POOL, Scenario, ScenarioError, SearchConfig, load_scenario, with_target_urls
 from orchestrator.search import PlanError, ProbeResult, SearchPlan
 from orchestrator.searchrun import SearchInterrupted, SearchRunner, search_lines
 from orchestrator.targets import PreflightError
@@ -36,7 +36,9 @@ DEFAULT_OUT = Path("reports/runs")
 _PLAN_DEFAULTS = SearchPlan()
 
 
-def _plan(config: SearchConfig, over: str | None, max_load: float | None, start: float | None) -> SearchPlan:
+def _plan(
+    config: SearchConfig, over: str | None, max_load: float | None, start: float | None, pool: int | None
+) -> SearchPlan:
     """Flags over the scenario's [search] table over SearchPlan's defaults."""
     chosen = Over(over) if over else (config.over or _PLAN_DEFAULTS.over)
     first = start if start is not None else (config.start or _PLAN_DEFAULTS.start)
@@ -48,6 +50,7 @@ def _plan(config: SearchConfig, over: str | None, max_load: float | None, start:
         min_step=config.min_step or (_PLAN_DEFAULTS.min_step if chosen is Over.CONCURRENCY else 0.1),
         max_attempts=config.max_attempts or _PLAN_DEFAULTS.max_attempts,
         knee_gain_pct=config.knee_gain_pct if config.knee_gain_pct is not None else _PLAN_DEFAULTS.knee_gain_pct,
+        pool=pool if pool is not None else config.pool,
     )
 
 
@@ -97,6 +100,14 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
         help=f"First load probed (default: [search].start, else {_PLAN_DEFAULTS.start:g}).",
     )
     @click.option(
+        "--pool",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rate search: users that can have a request in flight; an arrival finding all busy is dropped and "
+        f"fails the probe (default: [search].pool, else the workload's concurrency when it has rates, else "
+        f"{DEFAULT_POOL}).",
+    )
+    @click.option(
         "--only", multiple=True, metavar="KEY=VALUE", help="Search a subset: target, workload, max_new_tokens."
     )
     @click.option(
@@ -126,6 +137,7 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
         over: str | None,
         max_load: float | None,
         start: float | None,
+        pool: int | None,
         only: tuple[str, ...],
         target_urls: tuple[str, ...],
         out_dir: Path,
@@ -135,8 +147,9 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
         SLO: probe the start load, double while it passes, then bisect to the resolution ([search].resolution_pct,
         default 10% of the passing load, at least min_step: 1 user). A probe whose 95% CI straddles an SLO is
         re-run twice as long (up to max_attempts, default 3; still undecided counts as failing). Stops on the
-        knee, on errors or at --max. Writes RUN/search.json and RUN/capacity_search.csv; `python -m analysis
-        report RUN` shows them priced.
+        knee, on errors or at --max. --over rate probes open-loop cells at an offered req/s (resolution at least
+        min_step: 0.1 req/s); a probe that drops arrivals (not `sustained`) fails. Writes RUN/search.json and
+        RUN/capacity_search.csv; `python -m analysis report RUN` shows them priced.
         """
         from orchestrator.cli import _parse_pairs  # the grid command's KEY=VALUE parser (cli imports this module)
 
@@ -154,15 +167,10 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
             else:
                 scenario = load_scenario(scenario_path)
                 slos = (*scenario.search.slos, *(parse_slo(t) for t in slo_texts))
-                plan = _plan(scenario.search, over, max_load, start)
+                plan = _plan(scenario.search, over, max_load, start, pool)
             scenario = with_target_urls(scenario, _parse_pairs(target_urls, "--target-url"))
             if not slos:
                 raise ScenarioError("no SLO given: pass --slo 'METRIC<=BOUND' or set [search].slo in the scenario")
-            if plan.over is Over.RATE:
-                raise ScenarioError(
-                    "--over rate needs open-loop arrivals (the load generator's --arrival-rate), which this version "
-                    "does not have; search --over concurrency"
-                )
             lines = search_lines(scenario, _parse_pairs(only, "--only"))
             for workload in scenario.workloads:
                 resolve_locustfile(workload.locustfile)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.grid import GridRunner
-from orchestrator.scenario import Cell, Scenario, Target, Workload
+from orchestrator.scenario import DEFAULT_POOL, Cell, Scenario, Target, Workload
 from orchestrator.search import Finished, ProbeResult, SearchPlan, run_search
 from runformat.atomic import write_json_atomic
 from runformat.layout import COMPLETE_MARKER, METADATA_FILE
 from runformat.search import SEARCH_FILE, Over, Slo
 
-__all__ = ["SearchInterrupted", "SearchLine", "SearchRunner", "attempt_scenario", "search_lines"]
+__all__ = ["SearchInterrupted", "SearchLine", "SearchRunner", "attempt_scenario", "pool_size", "search_lines"]
 
 Judge = Callable[[Path], ProbeResult]
 
@@ -57,6 +57,14 @@ def search_lines(scenario: Scenario, only: dict[str, str]) -> list[SearchLine]:
     values = {"target": lambda s: s.target.label, "workload": lambda s: s.workload.name}
     values["max_new_tokens"] = lambda s: str(s.max_new_tokens)
     return [s for s in lines if all(values[k](s) in v.split(",") for k, v in only.items())]
+
+
+def pool_size(plan: SearchPlan, workload: Workload) -> int:
+    """Users a rate probe may have in flight: the plan's pool, the open-loop workload's largest, or the
+    scenario default."""
+    if plan.pool is not None:
+        return plan.pool
+    return max(workload.concurrency) if workload.rates and workload.concurrency else DEFAULT_POOL
 
 
 def attempt_scenario(scenario: Scenario, attempt: int) -> Scenario:
@@ -103,8 +111,12 @@ class SearchRunner:
         return self.runner.run_dir / SEARCH_FILE
 
     def cell(self, line: SearchLine, load: float) -> Cell:
-        if self.plan.over is Over.RATE:  # cells named by offered rate need open-loop arrivals in the load generator
-            raise NotImplementedError("a rate search needs the load generator's --arrival-rate")
+        """A concurrency probe is a closed-loop cell of `load` users; a rate probe an open-loop cell offering
+        `load` req/s over a pool of users (the plan's, else the workload's own when it has rates, else
+        DEFAULT_POOL)."""
+        if self.plan.over is Over.RATE:
+            pool = pool_size(self.plan, line.workload)
+            return Cell(line.target, line.workload, pool, line.max_new_tokens, 0, 1, rate=load)
         return Cell(line.target, line.workload, int(load), line.max_new_tokens, 0, 1)
 
     def _reusable(self, cell_dir: Path, attempt: int) -> bool:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.capacity import CellData
-from analysis.slojudge import error_rate_ci, goodput_req_s, judge_row
+from analysis.slojudge import NOT_SUSTAINED, error_rate_ci, goodput_req_s, judge_row
 from runformat.search import ProbeOutcome, SloError, parse_slo
 
 TTFT, TPOT, ERR = parse_slo("ttft_p95_ms<=1500"), parse_slo("tpot_p95_ms <= 60"), parse_slo("error_rate<0.01")
@@ -94,3 +94,10 @@ def test_goodput_counts_in_window_successes_meeting_every_per_request_bound() ->
     cell = CellData("c", {"warmup_s": 0.0, "duration_s": 10.0}, requests)
     # window [100, 110]: five start inside; one misses TTFT, one TPOT, one failed -> two good over 10 s
     assert goodput_req_s(cell, [TTFT, TPOT, ERR]) == pytest.approx(0.2)
+
+
+def test_an_open_loop_cell_that_dropped_arrivals_fails_though_every_slo_is_met() -> None:
+    dropped = judge_row(row(sustained=False, sustained_reason="4.2% of arrivals dropped"), [TTFT, TPOT])
+    assert dropped.outcome is ProbeOutcome.FAIL and dropped.binding == NOT_SUSTAINED
+    assert "4.2% of arrivals dropped" in dropped.detail and all(c.outcome is ProbeOutcome.PASS for c in dropped.checks)
+    assert judge_row(row(sustained=True, sustained_reason=""), [TTFT, TPOT]).outcome is ProbeOutcome.PASS

@@ -128,3 +128,30 @@ def test_rate_search_bisects_in_three_significant_digits() -> None:
 def test_impossible_plans_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(PlanError, match=message.replace("(", r"\(").replace(")", r"\)")):
         SearchPlan(**kwargs)  # type: ignore[arg-type]
+
+
+def open_loop_deployment(pool: int, service_s: float, bound_ms: float = 10_000.0):  # type: ignore[no-untyped-def]
+    """An open-loop deployment with a fixed service time: past pool ÷ service_s req/s arrivals find every user
+    busy and are dropped (the judge fails a cell that is not sustained); its latency never breaks the SLO."""
+
+    def probe(load: float, attempt: int) -> ProbeResult:
+        drops = load * service_s > pool
+        return ProbeResult(FAIL if drops else PASS, load * 100.0, service_s * 1000.0, "sustained" if drops else "")
+
+    return probe
+
+
+@pytest.mark.parametrize(("pool", "service_s"), [(4, 0.4), (64, 2.0), (1, 0.3)])
+def test_rate_search_finds_the_rate_where_the_pool_starts_dropping(pool: int, service_s: float) -> None:
+    plan = SearchPlan(over=Over.RATE, start=0.5, max_load=1024, resolution_pct=5, min_step=0.1, pool=pool)
+    done, probes = run_search(plan, open_loop_deployment(pool, service_s))
+    capacity = pool / service_s
+    assert done.passing_load is not None and done.failing_load is not None
+    assert done.passing_load <= capacity < done.failing_load <= done.passing_load + plan.step(done.passing_load)
+    assert done.capacity == done.passing_load and done.binding == "sustained"
+    assert [p.load for p in probes[:3]] == [0.5, 1, 2]  # doubling in req/s
+
+
+def test_a_pool_is_refused_for_a_concurrency_search() -> None:
+    with pytest.raises(PlanError, match="rate search only"):
+        SearchPlan(pool=8)

@@ -8,9 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.scenario import ScenarioError, scenario_from_text
-from orchestrator.searchrun import attempt_scenario
-from runformat.search import Over
+from orchestrator.grid import GridRunner
+from orchestrator.scenario import DEFAULT_POOL, ScenarioError, scenario_from_text
+from orchestrator.search import SearchPlan
+from orchestrator.searchrun import SearchLine, SearchRunner, attempt_scenario
+from runformat.search import Over, parse_slo
 
 REPO = Path(__file__).resolve().parents[3]
 SMOKE = str(REPO / "scenarios" / "smoke.toml")
@@ -23,7 +25,8 @@ SMOKE = str(REPO / "scenarios" / "smoke.toml")
         (["--slo", "ttft_p95_ms=>1500"], "SLO 'ttft_p95_ms=>1500': expected METRIC<=NUMBER"),
         (["--slo", "ttft_p95_ms<=1500", "--max", "4", "--start", "8"], "--max 4 is below the first probe (8 users)"),
         (["--slo", "ttft_p95_ms<=1500", "--max", "0.5"], "--max 0.5 is below the first probe (1 users)"),
-        (["--slo", "ttft_p95_ms<=1500", "--over", "rate"], "--over rate needs open-loop arrivals"),
+        (["--slo", "ttft_p95_ms<=1500", "--pool", "8"], "applies to a rate search only"),
+        (["--slo", "ttft_p95_ms<=1500", "--over", "rate", "--start", "4", "--max", "2"], "(4 req/s)"),
         ([], "no SLO given"),
         (["--slo", "ttft_p95_ms<=1500", "--only", "target=NOPE"], "no target × workload × max_new_tokens matches"),
     ],
@@ -74,3 +77,24 @@ def test_a_rerun_attempt_runs_longer_with_a_tighter_ci() -> None:
     assert (second.duration_s, second.target_ci_pct, second.min_duration_s) == (40.0, 4.0, 20.0)
     third = attempt_scenario(scenario, 3)
     assert (third.duration_s, third.target_ci_pct, third.min_duration_s) == (80.0, 2.0, 40.0)
+
+
+def test_a_rate_probe_is_an_open_loop_cell_over_the_plan_or_workload_pool(tmp_path: Path) -> None:
+    def probe_cell(text: str, plan: SearchPlan) -> tuple[int, float | None, str]:
+        scenario = scenario_from_text(text, "s.toml", "s")
+        runner = SearchRunner(GridRunner(scenario, tmp_path), plan, (parse_slo("ttft_p95_ms<=1500"),), judge=None)  # type: ignore[arg-type]
+        cell = runner.cell(SearchLine(scenario.targets[0], scenario.workloads[0], 8), 2.5)
+        return cell.users, cell.rate, cell.relpath.as_posix()
+
+    rate = SearchPlan(over=Over.RATE, start=0.5, max_load=64, min_step=0.1)
+    assert probe_cell(BASE, rate) == (DEFAULT_POOL, 2.5, "A/batch/r2.5_m8")  # closed-loop workload: default pool
+    open_loop = BASE.replace("concurrency = [1]", "concurrency = [4, 16]\nrates = [1.0]")
+    assert probe_cell(open_loop, rate) == (16, 2.5, "A/batch/r2.5_c16_m8")  # its largest pool
+    assert probe_cell(open_loop, SearchPlan(over=Over.RATE, start=0.5, pool=3))[:2] == (3, 2.5)  # [search].pool
+    assert probe_cell(BASE, SearchPlan(start=2, max_load=8)) == (2, None, "A/batch/c2_m8")  # concurrency: users
+
+
+def test_the_search_table_takes_a_pool() -> None:
+    assert scenario_from_text(BASE + '[search]\nover = "rate"\npool = 12\n', "s.toml", "s").search.pool == 12
+    with pytest.raises(ScenarioError, match=r"\[search\].pool: expected a number > 0"):
+        scenario_from_text(BASE + "[search]\npool = 0\n", "s.toml", "s")
