@@ -3,6 +3,8 @@ re-runs of undecided probes, and every early stop."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from orchestrator.search import Finished, PlanError, Probe, ProbeResult, SearchPlan, next_action, run_search
@@ -130,7 +132,7 @@ def test_impossible_plans_are_refused(kwargs: dict[str, float], message: str) ->
         SearchPlan(**kwargs)  # type: ignore[arg-type]
 
 
-def open_loop_deployment(pool: int, service_s: float, bound_ms: float = 10_000.0):  # type: ignore[no-untyped-def]
+def open_loop_deployment(pool: int, service_s: float) -> Callable[[float, int], ProbeResult]:
     """An open-loop deployment with a fixed service time: past pool ÷ service_s req/s arrivals find every user
     busy and are dropped (the judge fails a cell that is not sustained); its latency never breaks the SLO."""
 
