@@ -119,7 +119,12 @@ class LLMUser(FastHttpUser):
         """Open loop: the arrival this request answers, waiting for one if none was taken yet (so prompt
         preparation happens after it, and a trace row can shape the prompt). None in a closed loop."""
         if self._ticket is None and self.runtime.open_loop is not None:
+            asked_s = time.perf_counter()
             self._ticket = self.runtime.open_loop.take()
+            if self._due_s is not None:
+                # waiting for the arrival is the schedule, not client lag: due when it was scheduled (or,
+                # for a queued arrival already late, when it was asked for: its queueing is server-bound)
+                self._due_s = max(self._due_s, self._ticket.scheduled_s, asked_s)
         return self._ticket
 
     def dataset_prompt(self) -> str | None:

@@ -54,6 +54,10 @@ def _plan(
     )
 
 
+def _load(load: float | None) -> str:
+    return "—" if load is None else f"{load:g}"
+
+
 def _resume(run_dir: Path) -> tuple[Scenario, tuple[Slo, ...], SearchPlan]:
     try:
         record = json.loads((run_dir / SEARCH_FILE).read_text())
@@ -217,7 +221,8 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
             log(
                 f"  {line['target_label']} / {line['workload']} / {line['max_new_tokens']} tok: "
                 f"{'no capacity' if r['capacity'] is None else format(r['capacity'], 'g') + ' ' + plan.unit} "
-                f"[{r['passing_load']}, {r['failing_load']}] binding {r['binding'] or '—'}; {r['stop_reason']}; "
+                f"[{_load(r['passing_load'])}, {_load(r['failing_load'])}] binding {r['binding'] or '—'}; "
+                f"{r['stop_reason']}; "
                 f"{len(line['probes'])} probes, {r['elapsed_s'] / 60:.1f} min"
             )
         print(run_dir)
