@@ -25,8 +25,10 @@ __all__ = [
     "start_targets",
 ]
 
-VENV = REPO / ".venv-vllm"
-MODELS = REPO / ".cache" / "tinymodels"
+# VLLM_VENV / VLLM_MODELS (as scripts/vllm_targets.sh reads them) point at a set-up elsewhere, e.g. another
+# checkout's, so a second working tree need not build its own.
+VENV = Path(os.environ.get("VLLM_VENV") or REPO / ".venv-vllm")
+MODELS = Path(os.environ.get("VLLM_MODELS") or REPO / ".cache" / "tinymodels")
 SCRIPT = REPO / "scripts" / "vllm_targets.sh"
 START_TIMEOUT_S = 420  # both servers; 65-150 s on the 2-core machine
 MODEL_NAMES = {"bf16": "tiny-llama-bf16", "awq": "tiny-llama-awq"}
