@@ -25,7 +25,7 @@ from tests.integration.vllm.servers import VllmTargets, start_targets
 pytestmark = pytest.mark.vllm
 
 TOKENS = 8
-MAX_USERS = 8
+MAX_USERS = 16
 
 
 @pytest.fixture(scope="module")
