@@ -58,7 +58,7 @@ def _load(load: float | None) -> str:
     return "—" if load is None else f"{load:g}"
 
 
-def _resume(run_dir: Path) -> tuple[Scenario, tuple[Slo, ...], SearchPlan]:
+def _resume(run_dir: Path) -> tuple[Scenario, tuple[Slo, ...], SearchPlan, dict[str, str]]:
     try:
         record = json.loads((run_dir / SEARCH_FILE).read_text())
         scenario = load_scenario(run_dir / "scenario.toml")
@@ -66,7 +66,8 @@ def _resume(run_dir: Path) -> tuple[Scenario, tuple[Slo, ...], SearchPlan]:
         raise ScenarioError(f"{run_dir}: not a search run directory ({exc})") from exc
     plan = dict(record["plan"], over=Over(record["plan"]["over"]))
     name = run_dir.name.rsplit("-", 1)[0]
-    return dataclasses.replace(scenario, name=name), tuple(parse_slo(s) for s in record["slos"]), SearchPlan(**plan)
+    slos = tuple(parse_slo(s) for s in record["slos"])
+    return dataclasses.replace(scenario, name=name), slos, SearchPlan(**plan), dict(record.get("only") or {})
 
 
 def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
@@ -162,9 +163,10 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
         def log(text: str) -> None:
             console.print(text, markup=False, soft_wrap=True)
 
+        recorded_only: dict[str, str] = {}
         try:
             if resume_dir is not None:
-                scenario, slos, plan = _resume(resume_dir)
+                scenario, slos, plan, recorded_only = _resume(resume_dir)
                 scenario = with_target_urls(scenario, recorded_target_urls(resume_dir))
             elif scenario_path is None:
                 raise ScenarioError("give a SCENARIO (e.g. scenarios/smoke.toml) or --resume RUN_DIR")
@@ -175,7 +177,8 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
             scenario = with_target_urls(scenario, _parse_pairs(target_urls, "--target-url"))
             if not slos:
                 raise ScenarioError("no SLO given: pass --slo 'METRIC<=BOUND' or set [search].slo in the scenario")
-            lines = search_lines(scenario, _parse_pairs(only, "--only"))
+            only_pairs = _parse_pairs(only, "--only") or recorded_only  # a resume keeps the subset it ran
+            lines = search_lines(scenario, only_pairs)
             for workload in scenario.workloads:
                 resolve_locustfile(workload.locustfile)
         except (ScenarioError, SloError, PlanError, ValueError) as exc:
@@ -192,7 +195,7 @@ def search_command(judge: Judge, write_table: WriteTable) -> click.Command:
             sys.exit(1)
         run_dir = resume_dir if resume_dir else new_run_dir(out_dir, scenario)
         runner.run_dir = run_dir
-        searcher = SearchRunner(runner, plan, slos, lambda cell_dir: judge(cell_dir, slos), log)
+        searcher = SearchRunner(runner, plan, slos, lambda cell_dir: judge(cell_dir, slos), log, only=only_pairs)
         try:
             with hold_run_lock(run_dir):
                 if resume_dir is None:

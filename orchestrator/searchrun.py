@@ -93,6 +93,7 @@ class SearchRunner:
     judge: Judge
     log: Callable[[str], None] = lambda _: None
     record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    only: dict[str, str] = dataclasses.field(default_factory=dict)  # the --only subset, kept for --resume
 
     def __post_init__(self) -> None:
         if not self.record:
@@ -103,6 +104,7 @@ class SearchRunner:
                 "slos": [s.text for s in self.slos],
                 "plan": {k: (str(v) if isinstance(v, Over) else v) for k, v in dataclasses.asdict(self.plan).items()},
                 "started_at": datetime.now(UTC).isoformat(),
+                "only": dict(self.only),
                 "lines": [],
             }
 
@@ -184,7 +186,9 @@ class SearchRunner:
             return judged
 
         done, _ = run_search(self.plan, probe)
-        entry["result"] = dataclasses.asdict(done) | {"elapsed_s": round(time.monotonic() - t0, 1)}
+        # a resumed search reuses finished probes: its time is the probes' own run time, not this session's
+        probe_s = sum(p.get("wall_s") or 0.0 for p in entry["probes"])
+        entry["result"] = dataclasses.asdict(done) | {"elapsed_s": round(max(time.monotonic() - t0, probe_s), 1)}
         write_json_atomic(self.path, self.record)
         return done
 

@@ -98,3 +98,25 @@ def test_the_search_table_takes_a_pool() -> None:
     assert scenario_from_text(BASE + '[search]\nover = "rate"\npool = 12\n', "s.toml", "s").search.pool == 12
     with pytest.raises(ScenarioError, match=r"\[search\].pool: expected a number > 0"):
         scenario_from_text(BASE + "[search]\npool = 0\n", "s.toml", "s")
+
+
+def test_a_resume_keeps_the_subset_the_search_ran(tmp_path: Path) -> None:
+    import json
+
+    from orchestrator.searchcli import _resume
+    from tests.unit.orchestrator.test_scenario import MINIMAL
+
+    scenario = scenario_from_text(MINIMAL, "t.toml", "t")
+    plan = SearchPlan(over=Over.CONCURRENCY, start=4.0, max_load=64.0)
+    searcher = SearchRunner(
+        GridRunner(scenario, tmp_path),
+        plan,
+        (parse_slo("p95_latency_ms<=3000"),),
+        lambda _: None,  # type: ignore[arg-type, return-value]
+        only={"workload": "chat"},
+    )
+    (tmp_path / "search.json").write_text(json.dumps(searcher.record))
+    (tmp_path / "scenario.toml").write_text(MINIMAL)
+    _, slos, resumed_plan, only = _resume(tmp_path)
+    assert only == {"workload": "chat"}
+    assert [s.text for s in slos] == ["p95_latency_ms<=3000"] and resumed_plan.start == 4.0
