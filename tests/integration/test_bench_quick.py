@@ -14,13 +14,14 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(900)  # every section of make bench, each in its tiny configuration, one after another
 def test_bench_driver_quick_writes_its_json(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=360,
+        timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     capacity = json.loads((tmp_path / "loadgen_capacity_quick.json").read_text())
