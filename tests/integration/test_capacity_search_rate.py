@@ -85,6 +85,7 @@ def test_rate_search_finds_the_rate_where_a_fixed_service_time_pool_starts_dropp
     (row,) = list(csv.DictReader((run_dir / "capacity_search.csv").read_text().splitlines()))
     assert row["over"] == "rate" and float(row["capacity"]) == 9 and float(row["failing_load"]) == 10.5
     assert row["binding_slo"] == "sustained" and row["capacity_cell"] == f"FIXED/batch/r9_m{TOKENS}"
-    assert 8.0 < float(row["req_per_s"]) < 10.0 and float(row["goodput_req_s"]) > 8.0
+    # a few-second window: a request more or less moves the rates by ~0.25 req/s
+    assert 7.5 < float(row["req_per_s"]) < 10.0 and 6.75 < float(row["goodput_req_s"]) <= float(row["req_per_s"])
     assert "9 req/s [9, 10.5] binding sustained" in done.stderr
     assert len(line["probes"]) == 5  # every probe decided at its first attempt
