@@ -22,6 +22,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from loadgen.apis import GenerationParams, LLMApi, Prompt
 from loadgen.backoff import parse_retry_after
+from loadgen.reactor import ReactorBody
 from loadgen.requestlog import RequestRecord
 from loadgen.sse import preview
 from loadgen.stream import StreamResult, read_chunks
@@ -272,12 +273,13 @@ class LLMClient:
                 raw = _read_bounded(resp)
                 record.error = f"not an event stream: HTTP 200 with {content_type}: {preview(raw, _ERROR_BODY_BYTES)}"
                 return status, False
-            emit_clock = time.monotonic_ns if record_emit_lag else None
-            body_reader = _SocketBody.open(resp, self._clock, self.timeout_s) or _ResponseBody(
+            # perf_counter and the simulator's monotonic_ns read the same clock (CLOCK_MONOTONIC).
+            emit_ns = _perf_to_ns if record_emit_lag else None
+            body_reader = ReactorBody.open(resp, self._clock, self.timeout_s) or _ResponseBody(
                 resp, self._clock, self.timeout_s
             )
             try:
-                read_chunks(body_reader.next_chunk, api, result, collect_text=collect_text, emit_clock_ns=emit_clock)
+                read_chunks(body_reader.next_chunk, api, result, collect_text=collect_text, emit_ns=emit_ns)
             finally:
                 body_reader.close()
         except gevent.GreenletExit:
@@ -347,90 +349,11 @@ class GenerationInterrupted(Exception):
         self.outcome = outcome
 
 
-class _SocketBody:
-    """The body of a streaming response read straight from its plain TCP socket, one recv per wake-up.
-
-    At realistic pacing every SSE event arrives on its own, so the per-event cost is what limits how
-    many streams one core can drive. Going through `resp.readline` costs per event: a recv that fails
-    (nothing there yet), a gevent Timeout object for the wait, a second recv, and a line copy out of
-    the parser's buffer. Here each wake-up waits on the socket's own read watcher first (with one
-    reusable timer for --request-timeout), then makes one recv, stamps its arrival, and lets
-    geventhttpclient's parser strip the transfer framing (chunked, content-length or close-delimited),
-    so the connection's state stays exact for `resp.release()`. Waiting before reading also returns to
-    the event loop once per read, so a stream whose server is always ahead cannot starve other users.
-    TLS sockets (and anything not a plain gevent socket) use `resp.readline` instead.
-    """
-
-    __slots__ = ("_body", "_clock", "_feed", "_raw", "_read_event", "_resp", "_stall", "_timer", "_wait")
-
-    def __init__(self, resp: Any, gsock: Any, clock: Callable[[], float], timeout_s: float) -> None:
-        hub = gsock.hub if getattr(gsock, "hub", None) is not None else gevent.get_hub()
-        self._resp = resp
-        self._raw = gsock._sock
-        self._read_event = gsock._read_event
-        self._wait = hub.wait
-        self._feed = resp.feed
-        self._body: bytearray = resp._body_buffer
-        self._clock = clock
-        # Repeating, and re-armed with `again`: libev's start after a stop resumes the time left instead of
-        # starting over, which would turn the silence timeout into a total one (a steady trickle "stalled").
-        self._timer = hub.loop.timer(timeout_s, timeout_s) if timeout_s and timeout_s > 0 else None
-        self._stall = TimeoutError("timed out")
-
-    @classmethod
-    def open(cls, resp: Any, clock: Callable[[], float], timeout_s: float) -> _SocketBody | None:
-        gsock = getattr(resp, "_sock", None)
-        if type(gsock) is not gevent.socket.socket or not isinstance(getattr(resp, "_body_buffer", None), bytearray):
-            return None
-        if not all(hasattr(gsock, a) for a in ("_sock", "_read_event")) or not hasattr(resp, "feed"):
-            return None
-        return cls(resp, gsock, clock, timeout_s)
-
-    def next_chunk(self) -> tuple[bytes, float]:
-        """The body bytes that arrived next and when (perf clock, right after the recv); b"" at the end."""
-        body = self._body
-        if body:  # arrived together with the headers (or with the previous read)
-            data = bytes(body)
-            del body[:]
-            return data, self._clock()
-        resp = self._resp
-        timer = self._timer
-        while not resp.message_complete:
-            if timer is not None:
-                timer.again(gevent.getcurrent().throw, self._stall)
-                try:
-                    self._wait(self._read_event)
-                finally:
-                    timer.stop()
-            else:
-                self._wait(self._read_event)
-            try:
-                data = self._raw.recv(65536)
-            except BlockingIOError:
-                continue
-            t = self._clock()
-            self._feed(data)
-            if not data:
-                if not resp.message_complete:
-                    raise HTTPConnectionClosed("connection closed.")
-                break
-            if body:
-                data = bytes(body)
-                del body[:]
-                return data, t
-        return b"", self._clock()
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
-
-
 class _ResponseBody:
-    """The same chunk contract as `_SocketBody` through the response object itself: for TLS sockets and for
-    a response that arrived whole with its headers (geventhttpclient has then already let go of the socket).
-    Both readers hand raw chunks to `read_chunks`, so a last line without its newline is judged alike."""
+    """The chunk contract of `ReactorBody` through the response object itself: for TLS sockets, a scripted
+    clock, and a response that arrived whole with its headers (geventhttpclient has then already let go of
+    the socket). Both readers hand raw chunks to `read_chunks`, so a last line without its newline is
+    judged alike."""
 
     __slots__ = ("_clock", "_count", "_resp", "_timeout_s")
 
@@ -469,6 +392,10 @@ class _ResponseBody:
 
     def close(self) -> None:
         pass
+
+
+def _perf_to_ns(t: float) -> int:
+    return round(t * 1e9)
 
 
 def _header(resp: Any, name: str) -> str | None:

@@ -95,7 +95,8 @@ def read_stream(
         line = readline()
         return line, clock()  # timestamp before any parsing
 
-    read_chunks(next_chunk, api, result, collect_text=collect_text, emit_clock_ns=emit_clock_ns)
+    emit_ns = (lambda _t: emit_clock_ns()) if emit_clock_ns is not None else None
+    read_chunks(next_chunk, api, result, collect_text=collect_text, emit_ns=emit_ns)
 
 
 def read_chunks(
@@ -104,7 +105,7 @@ def read_chunks(
     result: StreamResult,
     *,
     collect_text: bool = False,
-    emit_clock_ns: Callable[[], int] | None = None,
+    emit_ns: Callable[[float], int] | None = None,
     max_event_bytes: int = MAX_EVENT_BYTES,
 ) -> None:
     """Consume an SSE body until `[DONE]`, end of body, or the first protocol error (set on `result`).
@@ -114,8 +115,9 @@ def read_chunks(
     with the arrival of the bytes that complete its first data line.
 
     Transport errors (reset, timeout) propagate to the caller; `result` then still holds everything
-    received before them. `emit_clock_ns`, when given, records client arrival minus the simulator's
-    `sim_emit_ns` for each event that carries it (benchmarks only).
+    received before them. `emit_ns`, when given, maps a chunk's arrival time onto the simulator's clock
+    (ns), and the loop records that arrival minus the event's `sim_emit_ns` for each event that carries it
+    (benchmarks only).
     """
     decoder = SSEDecoder()
     feed = decoder.feed_line
@@ -126,14 +128,14 @@ def read_chunks(
     counts = result.timing.counts
     if collect_text:
         result.text_parts = []
-    if emit_clock_ns is not None:
+    if emit_ns is not None:
         result.emit_lag_us = []
     arrival_ns = 0
     tail = b""
     while True:
         chunk, t = next_chunk()
-        if emit_clock_ns is not None:
-            arrival_ns = emit_clock_ns()
+        if emit_ns is not None:
+            arrival_ns = emit_ns(t)
         if not chunk:
             if tail:
                 # A last line without its newline still counts.
@@ -151,18 +153,25 @@ def read_chunks(
             if event is not None:
                 handle(event, loads, extract, result, arrivals, counts, collect_text, arrival_ns)
             return
-        if (
-            not tail
-            and chunk[:6] == b"data: "
-            and chunk.find(b"\n") == len(chunk) - 2
-            and chunk[-1:] == b"\n"
-            and chunk[-3:-2] != b"\r"
-            and decoder.idle
-        ):
-            # The usual shape at realistic pacing: one whole single-line event per read.
-            if handle(SSEEvent(chunk[6:-2], t), loads, extract, result, arrivals, counts, collect_text, arrival_ns):
-                return
-            continue
+        if not tail and chunk[:6] == b"data: " and decoder.idle:
+            # The usual shapes: one whole single-line event per read, or (a fast server, a busy client)
+            # several whole ones; each is `data: <json>` and a blank line, so no line decoder is needed.
+            nl = chunk.find(b"\n")
+            if nl == len(chunk) - 2 and chunk[-1:] == b"\n" and chunk[nl - 1 : nl] != b"\r":
+                if handle(SSEEvent(chunk[6:-2], t), loads, extract, result, arrivals, counts, collect_text, arrival_ns):
+                    return
+                continue
+            if chunk[-2:] == b"\n\n" and b"\r" not in chunk:
+                parts = chunk[:-2].split(b"\n\n")
+                n = len(parts)
+                # Every part one line (two newlines per part in all), each after the first a `data: ` line.
+                if chunk.count(b"\n") == 2 * n and chunk.count(b"\n\ndata: ") == n - 1:
+                    for part in parts:
+                        if handle(
+                            SSEEvent(part[6:], t), loads, extract, result, arrivals, counts, collect_text, arrival_ns
+                        ):
+                            return
+                    continue
         buf = tail + chunk if tail else chunk
         pos = 0
         while True:

@@ -305,7 +305,7 @@ def test_the_silence_timeout_starts_over_with_every_read() -> None:
 
     import gevent.socket
 
-    from loadgen.client import _SocketBody
+    from loadgen.reactor import ReactorBody
 
     reader, writer = gevent.socket.socketpair()
     resp = SimpleNamespace(_sock=reader, _body_buffer=bytearray(), message_complete=False)
@@ -323,7 +323,7 @@ def test_the_silence_timeout_starts_over_with_every_read() -> None:
         writer.close()
 
     sender = gevent.spawn(trickle)
-    body = _SocketBody.open(resp, time.perf_counter, 0.2)
+    body = ReactorBody.open(resp, time.perf_counter, 0.2)
     assert body is not None
     received = b""
     with gevent.Timeout(10):

@@ -29,7 +29,7 @@ def by_lines(events: list[tuple[float, bytes]], api: str = "completions") -> Str
 def by_chunks(chunks: list[tuple[bytes, float]], api: str = "completions") -> StreamResult:
     it = iter([*chunks, (b"", 200.0)])
     result = StreamResult(RequestTiming(100.0))
-    read_chunks(lambda: next(it), get_api(api), result, emit_clock_ns=lambda: 0)
+    read_chunks(lambda: next(it), get_api(api), result, emit_ns=lambda t: 0)
     return result
 
 
@@ -80,7 +80,7 @@ def test_emit_lag_recorded_per_stamped_event() -> None:
     chunk = completion_chunk(" a", 1) | {"sim_emit_ns": 1_000}
     it = iter([(sse(chunk), 1.0), (sse("[DONE]"), 2.0)])
     result = StreamResult(RequestTiming(0.0))
-    read_chunks(lambda: next(it), get_api("completions"), result, emit_clock_ns=lambda: 3_000)
+    read_chunks(lambda: next(it), get_api("completions"), result, emit_ns=lambda t: 3_000)
     assert result.emit_lag_us == [2.0]
 
 
@@ -90,3 +90,17 @@ def test_a_line_that_never_ends_is_bounded() -> None:
     read_chunks(lambda: next(chunks), get_api("completions"), result, max_event_bytes=2048)
     assert result.error == "malformed SSE: a line longer than 2048 bytes without an end"
     assert next(chunks, None) is not None  # stopped reading as soon as the bound was passed
+
+
+def test_several_whole_events_in_one_read_share_its_stamp() -> None:
+    """A fast server or a busy client: many whole events per read take the no-decoder path; a read that
+    mixes in another SSE field (an `event:` line, a comment) is decoded line by line, with the same result."""
+    body = b"".join(raw for _, raw in EVENTS)
+    whole = by_chunks([(body, 7.0)])
+    assert whole.timing.arrivals == [7.0] * 4 and whole.timing.counts == [1, 1, 2, 1]
+    assert whole.done and whole.usage_tokens == 5 and whole.finish_reason == "length"
+    mixed = body.replace(b"\n\ndata: ", b"\n\n: keep-alive\n\ndata: ", 1)
+    same(by_chunks([(mixed, 7.0)]), whole)
+    error = sse(completion_chunk(" a", 1)) + b'event: error\ndata: {"error": {"message": "boom"}}\n\n'
+    failed = by_chunks([(error, 7.0)])
+    assert failed.timing.counts == [1] and failed.error == "error event in stream: boom"
