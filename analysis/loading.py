@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis.errors import InputError
-from runformat.layout import ARRIVALS_KIND, COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE, RecordKind
+from runformat.layout import (
+    ARRIVALS_KIND,
+    COMPLETE_MARKER,
+    CSV_PREFIX,
+    LLM_STATS_SUFFIX,
+    METADATA_FILE,
+    RecordKind,
+)
 from runformat.records import CLIENT_SCHEMA, DROP_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
 
 __all__ = [
@@ -62,6 +69,8 @@ ANALYSIS_REQUEST_COLUMNS = [
     "schedule_lag_ms",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
+_LOCUST_STATS_SUFFIX = "_stats.csv"
+_LLM_STATS_INFIX = LLM_STATS_SUFFIX[: -len(_LOCUST_STATS_SUFFIX)]  # "_llm": PREFIX_llm + "_stats.csv"
 _TOKENS_SCHEMA = TOKEN_SCHEMA
 _DROPS_SCHEMA = DROP_SCHEMA
 _ARROW_TYPES = {"text": pa.string(), "number": pa.float64(), "integer": pa.int64(), "flag": pa.bool_()}
@@ -99,10 +108,7 @@ def find_cells(path: Path) -> list[CellFiles]:
         metas = sorted(m for m in path.rglob(METADATA_FILE) if not _hidden(m.relative_to(path)))
         if metas:
             return [_cell_from_metadata(meta) for meta in metas]
-        prefixes = sorted(
-            {p.with_name(p.name[: -len("_stats.csv")]) for p in path.rglob("*_stats.csv")}
-            | {p.with_name(p.name.split("_requests_")[0]) for p in path.rglob("*_requests_*.csv")}
-        )
+        prefixes = _plain_prefixes(path)
         if not prefixes:
             raise InputError(
                 f"{path}: no runs found (expected grid cells with {METADATA_FILE}, "
@@ -116,6 +122,17 @@ def find_cells(path: Path) -> list[CellFiles]:
             f"(neither {prefix}_stats.csv nor {prefix}_requests_*.csv exists)"
         )
     return [CellFiles(prefix=prefix)]
+
+
+def _plain_prefixes(path: Path) -> list[Path]:
+    """The `--csv` prefixes of plain Locust runs under a folder. Our locustfile's PREFIX_llm_stats.csv also
+    ends in `_stats.csv`; beside its own run's files it names no run of its own."""
+    found = {p.with_name(p.name[: -len(_LOCUST_STATS_SUFFIX)]) for p in path.rglob(f"*{_LOCUST_STATS_SUFFIX}")}
+    found |= {p.with_name(p.name.split("_requests_")[0]) for p in path.rglob("*_requests_*.csv")}
+    ours = {
+        p for p in found if p.name.endswith(_LLM_STATS_INFIX) and p.with_name(p.name[: -len(_LLM_STATS_INFIX)]) in found
+    }
+    return sorted(found - ours)
 
 
 def default_report_dir(path: Path) -> Path:
