@@ -101,15 +101,16 @@ class CellFiles:
         return sorted(self.prefix.parent.glob(f"{self.prefix.name}_{kind}_*.csv"))
 
 
-def find_cells(path: Path) -> list[CellFiles]:
-    """Every cell under a run directory, or the single run a Locust `--csv` prefix names."""
+def find_cells(path: Path, allow_empty: bool = False) -> list[CellFiles]:
+    """Every cell under a run directory, or the single run a Locust `--csv` prefix names. A directory
+    without any is an error unless `allow_empty` (a run that holds only a quality pass)."""
     if path.is_dir():
         # dot-folders hold replaced attempts and other scratch, never a cell
         metas = sorted(m for m in path.rglob(METADATA_FILE) if not _hidden(m.relative_to(path)))
         if metas:
             return [_cell_from_metadata(meta) for meta in metas]
         prefixes = _plain_prefixes(path)
-        if not prefixes:
+        if not prefixes and not allow_empty:
             raise InputError(
                 f"{path}: no runs found (expected grid cells with {METADATA_FILE}, "
                 "or Locust CSVs named PREFIX_stats.csv / PREFIX_requests_*.csv)"

@@ -137,6 +137,11 @@ def _plots(a: Analysis) -> tuple[list[plots.Plot], list[plots.Plot]]:
     return main, plots.server_plots(cap, a.run.server_metrics)
 
 
+def _has_load(a: Analysis) -> bool:
+    """False for a run that holds only a quality pass: its report is the quality section alone."""
+    return len(a.run.capacity) > 0
+
+
 def _title(scenario: str) -> str:
     prefix = naming.scenario_prefix(scenario)
     if prefix.startswith("day") and prefix[3:].isdigit():
@@ -220,13 +225,15 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     batch_rows = a.compare[(a.compare["workload"] == "batch")] if pair and len(a.compare) else pd.DataFrame()
     if batch is not None and len(batch_rows):
         batch_rows = batch_rows[batch_rows["max_new_tokens"] == batch["max_new_tokens"]]
+    load = _has_load(a)
+    documents = pair and load  # the notes and cost documents are about load cells
     files = {
-        "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
-        "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
-        "best_practices": naming.best_practices_name(),
+        "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if documents else None,
+        "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if documents else None,
+        "best_practices": naming.best_practices_name() if load else None,
         "capacity": sorted(seed_tables(a)),
         "tables": [
-            *TABLE_FILES,
+            *(TABLE_FILES if load else []),
             *(["comparison.csv"] if len(a.compare) else []),
             *(QUALITY_FILES if a.quality is not None else []),
             *(["whatif.csv", "whatif_params.csv"] if a.whatif is not None else []),
@@ -235,6 +242,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     base["search"] = search_context(load_search(run.path), run.path, run.cells, a.prices, a.options.utilization)
     return {
         **base,
+        "load": load,
         "summary": decision_summary(points, a.compare, a.slo, names) if pair else [],
         "warnings": warnings(run.capacity),
         "targets": [t.__dict__ for t in run.targets],
@@ -279,10 +287,11 @@ def render(context: dict[str, Any]) -> dict[str, str]:
     out = {"index.html": env.get_template("index.html.j2").render(context)}
     env = _markdown(env)
     files = context["files"]
-    if context["pair"]:
+    if files["notes"]:
         out[files["notes"]] = env.get_template("notes.md.j2").render(context)
         out[files["cost"]] = env.get_template("cost.md.j2").render(context)
-    out[files["best_practices"]] = env.get_template("best_practices.md.j2").render(context)
+    if files["best_practices"]:
+        out[files["best_practices"]] = env.get_template("best_practices.md.j2").render(context)
     return out
 
 
@@ -291,10 +300,11 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     context = build_context(a, _now())
     for name, table in seed_tables(a).items():
         write_csv_atomic(out_dir / name, table)
-    write_csv_atomic(out_dir / "capacity.csv", a.run.capacity[CAPACITY_COLUMNS])
-    write_csv_atomic(out_dir / "cost.csv", a.cost)
-    write_csv_atomic(out_dir / "slo.csv", a.slo)
-    write_csv_atomic(out_dir / "roofline.csv", a.roofline)
+    if context["load"]:
+        write_csv_atomic(out_dir / "capacity.csv", a.run.capacity[CAPACITY_COLUMNS])
+        write_csv_atomic(out_dir / "cost.csv", a.cost)
+        write_csv_atomic(out_dir / "slo.csv", a.slo)
+        write_csv_atomic(out_dir / "roofline.csv", a.roofline)
     if context["search"] is not None:
         write_csv_atomic(out_dir / CAPACITY_SEARCH_CSV, context["search"]["table"])
     if len(a.compare):
