@@ -57,6 +57,17 @@ def signed(value: Any, digits: int = 1) -> str:
     return f"{float(value):+.{digits}f}%"
 
 
+def savings_words(value: Any, candidate: str) -> str:
+    """Savings in words: '20.0% cost reduction with X' when X is cheaper, 'none: X costs 21.4% more' when not
+    (a negative cost reduction reads wrong)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    pct = float(value)
+    if pct < 0:
+        return f"none: {candidate} costs {-pct:,.1f}% more"
+    return f"{pct:,.1f}% cost reduction with {candidate}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -68,6 +79,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
+    env.filters["savings_words"] = savings_words
     return env
 
 
@@ -134,7 +146,7 @@ def _plots(a: Analysis) -> tuple[list[plots.Plot], list[plots.Plot]]:
         plots.cost_plot(a.cost),
         plots.client_cpu_plot(a.run.cells, cap),
     ]
-    return main, plots.server_plots(cap, a.run.server_metrics)
+    return main, plots.server_plots(cap, a.run.server_metrics, a.run.cells)
 
 
 def _has_load(a: Analysis) -> bool:
