@@ -20,6 +20,7 @@ from analysis.loading import default_report_dir
 from analysis.run import load_run
 from analysis.slo import SloSpec
 from analysis.tables import capacity_from_paths
+from analysis.textformat import terminal_table
 from analysis.writing import write_csv_atomic, write_text_atomic
 from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
 
@@ -47,7 +48,7 @@ def emit(table: pd.DataFrame, output: Path | None, digits: int = 1) -> None:
         click.echo(f"wrote {output} ({len(table)} rows)", err=True)
     else:
         with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_rows", 500):
-            click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
+            click.echo(terminal_table(table, digits))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis.errors import InputError
-from runformat.layout import ARRIVALS_KIND, COMPLETE_MARKER, CSV_PREFIX, METADATA_FILE, RecordKind
+from runformat.layout import (
+    ARRIVALS_KIND,
+    COMPLETE_MARKER,
+    CSV_PREFIX,
+    LLM_STATS_SUFFIX,
+    METADATA_FILE,
+    RecordKind,
+)
 from runformat.records import CLIENT_SCHEMA, DROP_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
 
 __all__ = [
@@ -62,6 +69,8 @@ ANALYSIS_REQUEST_COLUMNS = [
     "schedule_lag_ms",
 ]
 _LOCUST_STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Average Content Size", "95%"]
+_LOCUST_STATS_SUFFIX = "_stats.csv"
+_LLM_STATS_INFIX = LLM_STATS_SUFFIX[: -len(_LOCUST_STATS_SUFFIX)]  # "_llm": PREFIX_llm + "_stats.csv"
 _TOKENS_SCHEMA = TOKEN_SCHEMA
 _DROPS_SCHEMA = DROP_SCHEMA
 _ARROW_TYPES = {"text": pa.string(), "number": pa.float64(), "integer": pa.int64(), "flag": pa.bool_()}
@@ -92,18 +101,16 @@ class CellFiles:
         return sorted(self.prefix.parent.glob(f"{self.prefix.name}_{kind}_*.csv"))
 
 
-def find_cells(path: Path) -> list[CellFiles]:
-    """Every cell under a run directory, or the single run a Locust `--csv` prefix names."""
+def find_cells(path: Path, allow_empty: bool = False) -> list[CellFiles]:
+    """Every cell under a run directory, or the single run a Locust `--csv` prefix names. A directory
+    without any is an error unless `allow_empty` (a run that holds only a quality pass)."""
     if path.is_dir():
         # dot-folders hold replaced attempts and other scratch, never a cell
         metas = sorted(m for m in path.rglob(METADATA_FILE) if not _hidden(m.relative_to(path)))
         if metas:
             return [_cell_from_metadata(meta) for meta in metas]
-        prefixes = sorted(
-            {p.with_name(p.name[: -len("_stats.csv")]) for p in path.rglob("*_stats.csv")}
-            | {p.with_name(p.name.split("_requests_")[0]) for p in path.rglob("*_requests_*.csv")}
-        )
-        if not prefixes:
+        prefixes = _plain_prefixes(path)
+        if not prefixes and not allow_empty:
             raise InputError(
                 f"{path}: no runs found (expected grid cells with {METADATA_FILE}, "
                 "or Locust CSVs named PREFIX_stats.csv / PREFIX_requests_*.csv)"
@@ -116,6 +123,17 @@ def find_cells(path: Path) -> list[CellFiles]:
             f"(neither {prefix}_stats.csv nor {prefix}_requests_*.csv exists)"
         )
     return [CellFiles(prefix=prefix)]
+
+
+def _plain_prefixes(path: Path) -> list[Path]:
+    """The `--csv` prefixes of plain Locust runs under a folder. Our locustfile's PREFIX_llm_stats.csv also
+    ends in `_stats.csv`; beside its own run's files it names no run of its own."""
+    found = {p.with_name(p.name[: -len(_LOCUST_STATS_SUFFIX)]) for p in path.rglob(f"*{_LOCUST_STATS_SUFFIX}")}
+    found |= {p.with_name(p.name.split("_requests_")[0]) for p in path.rglob("*_requests_*.csv")}
+    ours = {
+        p for p in found if p.name.endswith(_LLM_STATS_INFIX) and p.with_name(p.name[: -len(_LLM_STATS_INFIX)]) in found
+    }
+    return sorted(found - ours)
 
 
 def default_report_dir(path: Path) -> Path:

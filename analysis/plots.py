@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, cell_window
 from analysis.cost import KEY
@@ -75,7 +76,7 @@ def _per_workload(capacity: pd.DataFrame) -> pd.DataFrame:
     """Per target × cell: each plotted metric's estimate and 95% CI half-width (repeats combined), adequacy."""
     ok = capacity.dropna(subset=["concurrency", "throughput_tok_s"])
     rows = []
-    for key, group in ok.groupby(["target_label", *KEY]):
+    for key, group in ok.groupby(["target_label", *KEY], dropna=False):  # closed loops: no offered rate
         row: dict[str, Any] = dict(zip(["target_label", *KEY], key, strict=True))
         for metric in _PLOTTED:
             est = side_estimate(group, metric)
@@ -100,6 +101,24 @@ def _points(ax: Axes, line: pd.DataFrame, metric: str, fmt: str, color: str, lab
         ax.plot(bad["concurrency"], bad[metric], "o", mfc="white", mec=color, ms=8, zorder=3)
 
 
+_MAX_TICKS = 12
+
+
+def _concurrency_axis(ax: Axes, concurrency: pd.Series) -> None:
+    """Ticks at the tested concurrencies (whole users); one tested value gets room either side, not the
+    ±4% matplotlib gives a single point (15.2–16.8 users)."""
+    values = sorted({int(v) for v in concurrency.dropna()})
+    if not values:
+        return
+    if len(values) <= _MAX_TICKS:
+        ax.set_xticks(values, [str(v) for v in values])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(values) == 1:
+        pad = max(1.0, values[0] * 0.5)
+        ax.set_xlim(values[0] - pad, values[0] + pad)
+
+
 def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
     return f"{label} m{tokens}" if several_tokens else label
 
@@ -118,6 +137,7 @@ def throughput_plot(capacity: pd.DataFrame) -> Plot:
                 name = _series_label(str(label), int(tokens), several)
                 _points(ax, line, "throughput_tok_s", "o-", f"C{i}", name)
             ax.set(title=f"{workload}: throughput", xlabel="concurrency (users)", ylabel="output tok/s")
+            _concurrency_axis(ax, sub["concurrency"])
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=8)
         uri = _render(fig)
@@ -144,6 +164,7 @@ def latency_plot(capacity: pd.DataFrame) -> Plot:
                 _points(ax, line, "p95_latency_ms", "o-", color, f"{name} p95")
                 _points(ax, line, "ttft_p95_ms", "s--", color, f"{name} TTFT p95")
             ax.set(title=f"{workload}: latency", xlabel="concurrency (users)", ylabel="ms")
+            _concurrency_axis(ax, sub["concurrency"])
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=7)
         uri = _render(fig)
@@ -209,8 +230,12 @@ def cost_plot(cost: pd.DataFrame) -> Plot:
     return Plot("cost", "$/1M tokens per cell", uri, "Lower is cheaper; assumptions are listed in the cost section.")
 
 
-def server_plots(capacity: pd.DataFrame, server: dict[str, pd.DataFrame]) -> list[Plot]:
-    """Per cell: KV-cache usage (%) and queue depth (waiting, running) over time from the /metrics scrape."""
+def server_plots(
+    capacity: pd.DataFrame, server: dict[str, pd.DataFrame], cells: list[CellData] | None = None
+) -> list[Plot]:
+    """Per cell: KV-cache usage (%) and queue depth (waiting, running) over time from the /metrics scrape, the
+    warm-up (before the steady window) shaded."""
+    windows = {cell.name: cell_window(cell) for cell in cells or [] if not cell.requests.empty}
     plots = []
     for row in capacity.itertuples(index=False):
         frame = server.get(str(row.cell), pd.DataFrame())
@@ -218,23 +243,45 @@ def server_plots(capacity: pd.DataFrame, server: dict[str, pd.DataFrame]) -> lis
         if frame.empty or "wall_s" not in frame:
             continue
         with _style():
-            fig, (ax,) = _figure(1, height=2.4)
-            fig.set_size_inches(4.8, 2.4)
-            t = frame["wall_s"] - frame["wall_s"].min()
+            fig, (ax,) = _figure(1, height=3.0)
+            fig.set_size_inches(5.6, 3.0)
+            t0 = frame["wall_s"].min()
+            t = frame["wall_s"] - t0
+            _shade_warmup(ax, windows.get(str(row.cell)), t0)
             for col, style in (("waiting", "-"), ("running", "--")):
                 if col in frame:
-                    ax.plot(t, frame[col], style, label=col)
+                    ax.plot(t, frame[col], style, label=f"{col} (requests)")
             ax.set(xlabel="s since first scrape", ylabel="requests", title=title)
+            axes = [ax]
             if "kv_cache_usage_perc" in frame:
                 kv = ax.twinx()
-                kv.plot(t, frame["kv_cache_usage_perc"] * 100.0, color="C3", label="KV cache %")
+                kv.plot(t, frame["kv_cache_usage_perc"] * 100.0, color="C3", label="KV cache (%)")
                 kv.set_ylim(0, 100)
                 kv.set_ylabel("KV cache %")
                 kv.grid(False)
-                _legend(kv, loc="upper right", fontsize=7)
-            _legend(ax, loc="upper left", fontsize=7)
-            plots.append(Plot(f"server:{row.cell}", title, _render(fig), "Queue depth and KV-cache usage."))
+                axes.append(kv)
+            _shared_legend(fig, axes)
+            caption = "Queue depth and KV-cache usage; shaded: the warm-up, left out of every figure."
+            plots.append(Plot(f"server:{row.cell}", title, _render(fig), caption))
     return plots
+
+
+def _shade_warmup(ax: Axes, window: tuple[float, float] | None, t0: float) -> None:
+    """Shade from the first scrape to the steady window's start (wall seconds → seconds since t0)."""
+    if window is None or not np.isfinite(window[0]) or window[0] <= t0:
+        return
+    ax.axvspan(0.0, window[0] - t0, color="grey", alpha=0.15, lw=0, label="warm-up")
+
+
+def _shared_legend(fig: Figure, axes: list[Axes]) -> None:
+    """One legend below the plot for every axis (a twin axis's lines too), in the figure's own font size."""
+    handles, labels = [], []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 4), fontsize=9, frameon=False)
 
 
 def client_cpu_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:

@@ -238,8 +238,9 @@ def summary_table(prompts: pd.DataFrame) -> pd.DataFrame:
 
 
 def worst_examples(prompts: pd.DataFrame, n: int = 5) -> pd.DataFrame:
-    """Per target, the `n` outputs furthest from the reference: lowest ROUGE-L F1, then largest logprob drop."""
-    ok = prompts[prompts["error"].isna()]
+    """Per target, the `n` outputs furthest from the reference: lowest ROUGE-L F1, then largest logprob drop.
+    An output identical to the reference is never an example, however few outputs differ."""
+    ok = prompts[prompts["error"].isna() & ~prompts["exact_match"].fillna(False).astype(bool)]
     ordered = ok.sort_values(["rouge_l_f1", "delta_mean_logprob", "prompt_id"], na_position="last")
     return ordered.groupby("target_label", sort=False).head(n).reset_index(drop=True)
 

@@ -57,6 +57,17 @@ def signed(value: Any, digits: int = 1) -> str:
     return f"{float(value):+.{digits}f}%"
 
 
+def savings_words(value: Any, candidate: str) -> str:
+    """Savings in words: '20.0% cost reduction with X' when X is cheaper, 'none: X costs 21.4% more' when not
+    (a negative cost reduction reads wrong)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    pct = float(value)
+    if pct < 0:
+        return f"none: {candidate} costs {-pct:,.1f}% more"
+    return f"{pct:,.1f}% cost reduction with {candidate}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -68,6 +79,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
+    env.filters["savings_words"] = savings_words
     return env
 
 
@@ -134,7 +146,12 @@ def _plots(a: Analysis) -> tuple[list[plots.Plot], list[plots.Plot]]:
         plots.cost_plot(a.cost),
         plots.client_cpu_plot(a.run.cells, cap),
     ]
-    return main, plots.server_plots(cap, a.run.server_metrics)
+    return main, plots.server_plots(cap, a.run.server_metrics, a.run.cells)
+
+
+def _has_load(a: Analysis) -> bool:
+    """False for a run that holds only a quality pass: its report is the quality section alone."""
+    return len(a.run.capacity) > 0
 
 
 def _title(scenario: str) -> str:
@@ -220,13 +237,15 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     batch_rows = a.compare[(a.compare["workload"] == "batch")] if pair and len(a.compare) else pd.DataFrame()
     if batch is not None and len(batch_rows):
         batch_rows = batch_rows[batch_rows["max_new_tokens"] == batch["max_new_tokens"]]
+    load = _has_load(a)
+    documents = pair and load  # the notes and cost documents are about load cells
     files = {
-        "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
-        "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if pair else None,
-        "best_practices": naming.best_practices_name(),
+        "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if documents else None,
+        "cost": naming.cost_doc_name(run.scenario, base["baseline"], base["candidate"]) if documents else None,
+        "best_practices": naming.best_practices_name() if load else None,
         "capacity": sorted(seed_tables(a)),
         "tables": [
-            *TABLE_FILES,
+            *(TABLE_FILES if load else []),
             *(["comparison.csv"] if len(a.compare) else []),
             *(QUALITY_FILES if a.quality is not None else []),
             *(["whatif.csv", "whatif_params.csv"] if a.whatif is not None else []),
@@ -235,6 +254,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     base["search"] = search_context(load_search(run.path), run.path, run.cells, a.prices, a.options.utilization)
     return {
         **base,
+        "load": load,
         "summary": decision_summary(points, a.compare, a.slo, names) if pair else [],
         "warnings": warnings(run.capacity),
         "targets": [t.__dict__ for t in run.targets],
@@ -279,10 +299,11 @@ def render(context: dict[str, Any]) -> dict[str, str]:
     out = {"index.html": env.get_template("index.html.j2").render(context)}
     env = _markdown(env)
     files = context["files"]
-    if context["pair"]:
+    if files["notes"]:
         out[files["notes"]] = env.get_template("notes.md.j2").render(context)
         out[files["cost"]] = env.get_template("cost.md.j2").render(context)
-    out[files["best_practices"]] = env.get_template("best_practices.md.j2").render(context)
+    if files["best_practices"]:
+        out[files["best_practices"]] = env.get_template("best_practices.md.j2").render(context)
     return out
 
 
@@ -291,10 +312,11 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     context = build_context(a, _now())
     for name, table in seed_tables(a).items():
         write_csv_atomic(out_dir / name, table)
-    write_csv_atomic(out_dir / "capacity.csv", a.run.capacity[CAPACITY_COLUMNS])
-    write_csv_atomic(out_dir / "cost.csv", a.cost)
-    write_csv_atomic(out_dir / "slo.csv", a.slo)
-    write_csv_atomic(out_dir / "roofline.csv", a.roofline)
+    if context["load"]:
+        write_csv_atomic(out_dir / "capacity.csv", a.run.capacity[CAPACITY_COLUMNS])
+        write_csv_atomic(out_dir / "cost.csv", a.cost)
+        write_csv_atomic(out_dir / "slo.csv", a.slo)
+        write_csv_atomic(out_dir / "roofline.csv", a.roofline)
     if context["search"] is not None:
         write_csv_atomic(out_dir / CAPACITY_SEARCH_CSV, context["search"]["table"])
     if len(a.compare):

@@ -100,18 +100,19 @@ def load_run(path: Path) -> Run:
     """Load a run directory (or a Locust CSV prefix); raises InputError naming what is missing."""
     if not path.exists() and not path.parent.exists():
         raise InputError(f"{path}: no such file or directory")
+    quality = load_quality(path) if path.is_dir() else None
+    found = find_cells(path, allow_empty=quality is not None)
     cells, rows = [], []
-    for cell in iter_cells([path]):
+    for cell in iter_cells([path]) if found else ():
         rows.append({**cell_row(cell), "cell": cell.name})
         cell.tokens = cell.tokens.iloc[0:0]  # traces are only needed for the capacity row; free them
         cells.append(cell)
     capacity = pd.DataFrame(rows, columns=[*CAPACITY_COLUMNS, "cell"])
     capacity = capacity.sort_values(SORT_COLUMNS)
     capacity = judge_adequacy(capacity.reset_index(drop=True))
-    server = {str(c.prefix): read_server_metrics(c) for c in find_cells(path)}
+    server = {str(c.prefix): read_server_metrics(c) for c in found}
     scenario = _scenario(path) if path.is_dir() else {}
     name = str(scenario.get("scenario", {}).get("name") or _metadata_scenario(cells) or path.name)
-    quality = load_quality(path) if path.is_dir() else None
     return Run(path, name, _targets(scenario, cells, capacity), cells, capacity, server, quality)
 
 

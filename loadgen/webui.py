@@ -2,19 +2,31 @@
 
 Locust renders extra tabs from `extended_tabs`/`extended_tables` template arguments and fills them from
 `extended_stats` in the `/stats/requests` payload the UI polls, so the tab updates live with the rest.
+Extra tabs hold tables only and the Charts tab's charts are fixed, so the LLM charts (tok/s, TTFT, ITL, in
+flight) are a page of their own on the same server, `BASE/llm/charts`, linked from the Download Data tab.
+Locust offers no way to rename its Statistics columns: "Average size (bytes)" stays (output tokens here).
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 from loadgen.llmstats import TABLE_STRUCTURE, LLMStats
 
-__all__ = ["TAB_KEY", "install_llm_tab"]
+__all__ = ["CHARTS_PATH", "TAB_KEY", "charts_page", "install_llm_tab"]
 
 TAB_KEY = "llm"
+CHARTS_PATH = "/llm/charts"
+
+
+def charts_page(base: str) -> str:
+    """The live LLM charts page, polling `base`/stats/requests (base: the web UI's path prefix, or "")."""
+    template = resources.files("loadgen").joinpath("data/llm_charts.html").read_text(encoding="utf-8")
+    return template.replace("__BASE_JSON__", json.dumps(base))
 
 
 def install_llm_tab(web_ui: Any, rows: Callable[[], list[dict[str, Any]]], stats: LLMStats) -> None:
@@ -31,6 +43,7 @@ def install_llm_tab(web_ui: Any, rows: Callable[[], list[dict[str, Any]]], stats
     args["extended_csv_files"] = [
         *args.get("extended_csv_files", []),
         {"href": f"{base}/llm_stats/csv", "title": "Download LLM statistics CSV"},
+        {"href": f"{base}{CHARTS_PATH}", "title": "LLM charts (live page: tok/s, TTFT, ITL, in flight)"},
     ]
     app = web_ui.app
 
@@ -54,3 +67,11 @@ def install_llm_tab(web_ui: Any, rows: Callable[[], list[dict[str, Any]]], stats
         return response
 
     app.add_url_rule(f"{base}/llm_stats/csv", "loadgen_llm_stats_csv", llm_stats_csv)
+    page = charts_page(base)
+
+    def llm_charts() -> Any:
+        response = make_response(page)
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+    app.add_url_rule(f"{base}{CHARTS_PATH}", "loadgen_llm_charts", web_ui.auth_required_if_enabled(llm_charts))

@@ -23,8 +23,23 @@ from orchestrator.grid import CellResult, GridRunner, LiveStatus, new_run_dir, r
 from orchestrator.gridlive import eta_s
 from orchestrator.quality import build_prompts, run_quality
 from orchestrator.runlock import RunLocked, hold_run_lock
-from orchestrator.runrecord import record_target_urls, recorded_target_urls
-from orchestrator.scenario import Cell, Scenario, ScenarioError, expand, load_scenario, with_target_urls
+from orchestrator.runrecord import (
+    record_grid_overrides,
+    record_target_urls,
+    recorded_grid_overrides,
+    recorded_target_urls,
+)
+from orchestrator.scenario import (
+    Cell,
+    GridOverrides,
+    Scenario,
+    ScenarioError,
+    expand,
+    load_scenario,
+    parse_users,
+    with_overrides,
+    with_target_urls,
+)
 from orchestrator.search import ProbeResult
 from orchestrator.searchcli import search_command
 from orchestrator.seedenv import SEED_ENV_HELP, scenario_from_env
@@ -72,6 +87,41 @@ _target_url_option = click.option(
 )
 
 
+def _grid_override_options(func: F) -> F:
+    for option in reversed(
+        (
+            click.option(
+                "--duration",
+                "duration_s",
+                type=float,
+                help='Seconds per cell, replacing duration_s (and a duration_s = "auto" stopping rule).',
+            ),
+            click.option("--warmup", "warmup_s", type=float, help="Warm-up seconds per cell, replacing warmup_s."),
+            click.option(
+                "--users",
+                metavar="N[,N...]",
+                help="Concurrency of every workload (an open-loop workload's pool), replacing the grid's.",
+            ),
+            click.option("--spawn-rate", type=float, help="Users started per second, replacing spawn_rate."),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def _grid_overrides(
+    resume_dir: Path | None,
+    duration_s: float | None,
+    warmup_s: float | None,
+    users: str | None,
+    spawn_rate: float | None,
+) -> GridOverrides:
+    """This invocation's grid flags over those the run recorded (a resume keeps what the run began with)."""
+    given = GridOverrides(duration_s, warmup_s, parse_users(users) if users is not None else None, spawn_rate)
+    recorded = recorded_grid_overrides(resume_dir) if resume_dir is not None else {}
+    return GridOverrides.from_recorded({**recorded, **given.recorded()})
+
+
 @main.command(
     help="Run every cell of SCENARIO (a scenarios/*.toml file), one headless Locust process per cell.\n\n"
     "Without SCENARIO the seed's environment interface is used: " + SEED_ENV_HELP
@@ -92,6 +142,7 @@ _target_url_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Finish an interrupted run: only cells without a COMPLETE marker run again.",
 )
+@_grid_override_options
 def grid(
     scenario_path: Path | None,
     out_dir: Path,
@@ -99,6 +150,10 @@ def grid(
     target_urls: tuple[str, ...],
     dry_run: bool,
     resume_dir: Path | None,
+    duration_s: float | None,
+    warmup_s: float | None,
+    users: str | None,
+    spawn_rate: float | None,
 ) -> None:
     console = Console(stderr=True)
     try:
@@ -107,6 +162,8 @@ def grid(
         if resume_dir is not None:  # the servers the run measured, unless this resume says otherwise
             scenario = with_target_urls(scenario, recorded_target_urls(resume_dir))
         scenario = with_target_urls(scenario, overrides)
+        settings = _grid_overrides(resume_dir, duration_s, warmup_s, users, spawn_rate)
+        scenario = with_overrides(scenario, settings)
         cells = expand(scenario, _parse_pairs(only, "--only"))
         for workload in scenario.workloads:
             resolve_locustfile(workload.locustfile)
@@ -123,6 +180,8 @@ def grid(
         _print_plan(scenario, cells)
         return
     runner = GridRunner(scenario, resume_dir or out_dir)
+    if settings.recorded():
+        runner.extra_metadata["grid_overrides"] = settings.recorded()
     try:
         runner.preflight()  # before a run directory exists: a run that cannot start leaves nothing behind
     except PreflightError as exc:
@@ -140,10 +199,17 @@ def grid(
             else:
                 (run_dir / "scenario.toml").write_text(scenario.source_text)
             record_target_urls(run_dir, {t.label: t.url for t in scenario.targets}, overrides)
+            record_grid_overrides(run_dir, settings.recorded())
+            if settings.recorded():
+                console.print(f"scenario settings replaced: {_settings_text(settings)}", markup=False, soft_wrap=True)
             _finish_grid(runner, cells, console, out_csv)
     except RunLocked as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def _settings_text(settings: GridOverrides) -> str:
+    return ", ".join(f"{key} = {value}" for key, value in settings.recorded().items())
 
 
 def _finish_grid(runner: GridRunner, cells: list[Cell], console: Console, out_csv: Path | None) -> None:
@@ -295,6 +361,9 @@ def _print_plan(scenario: Scenario, cells: list[Cell]) -> None:
 
     total_s = len(cells) * scenario.duration_s
     click.echo(f"scenario {scenario.name} ({scenario.digest}): {len(cells)} cell(s), ~{total_s / 60:.1f} min of load")
+    click.echo(
+        f"per cell: {scenario.duration_s:g} s, warm-up {scenario.warmup_s:g} s, spawn rate {scenario.spawn_rate:g}/s"
+    )
     for cell in cells:
         click.echo(f"- {cell.relpath}: {_describe(cell)}")
         cmd = locust_command(scenario, cell, Path("<run>") / cell.relpath, cell.target.model or "<from /v1/models>")

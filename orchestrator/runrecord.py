@@ -1,4 +1,5 @@
-"""The run's own record (RUN/run.json): the target URLs it measured, and every override given on resume.
+"""The run's own record (RUN/run.json): the target URLs it measured, every override given on resume, and the
+grid flags (--duration, --warmup, --users, --spawn-rate) that replaced scenario settings.
 
 `scenario.toml` keeps the scenario as written; a `--target-url` given when the run started (or on a resume)
 is recorded here, so a resume measures the servers the run measured unless told otherwise, and says so.
@@ -14,7 +15,13 @@ from typing import Any
 from runformat.atomic import write_json_atomic
 from runformat.layout import METADATA_FILE, RUN_RECORD
 
-__all__ = ["RUN_RECORD", "record_target_urls", "recorded_target_urls"]
+__all__ = [
+    "RUN_RECORD",
+    "record_grid_overrides",
+    "record_target_urls",
+    "recorded_grid_overrides",
+    "recorded_target_urls",
+]
 
 
 def _read(run_dir: Path) -> dict[str, Any]:
@@ -50,4 +57,20 @@ def record_target_urls(run_dir: Path, urls: dict[str, str], overrides: dict[str,
         history = record.get("target_url_overrides") or []
         history.append({"at": datetime.now(UTC).isoformat(), "urls": overrides})
         record["target_url_overrides"] = history
+    write_json_atomic(run_dir / RUN_RECORD, record)
+
+
+def recorded_grid_overrides(run_dir: Path) -> dict[str, Any]:
+    """The scenario settings the run's grid flags replaced (scenario key → value); {} when none."""
+    overrides = _read(run_dir).get("grid_overrides")
+    return dict(overrides) if isinstance(overrides, dict) else {}
+
+
+def record_grid_overrides(run_dir: Path, overrides: dict[str, Any]) -> None:
+    """Record the grid flags in force, so a resume runs the remaining cells as the run began them."""
+    record = _read(run_dir)
+    if overrides:
+        record["grid_overrides"] = overrides
+    else:
+        record.pop("grid_overrides", None)
     write_json_atomic(run_dir / RUN_RECORD, record)

@@ -20,6 +20,7 @@ from runformat.search import Over, Slo, SloError, parse_slo
 
 __all__ = [
     "Cell",
+    "GridOverrides",
     "QualityConfig",
     "Scenario",
     "ScenarioError",
@@ -29,8 +30,10 @@ __all__ = [
     "expand",
     "load_scenario",
     "parse_scenario",
+    "parse_users",
     "safe_name",
     "scenario_from_text",
+    "with_overrides",
     "with_target_urls",
 ]
 
@@ -542,6 +545,68 @@ def with_target_urls(scenario: Scenario, urls: dict[str, str]) -> Scenario:
         dataclasses.replace(t, url=urls[t.label].rstrip("/")) if t.label in urls else t for t in scenario.targets
     )
     return dataclasses.replace(scenario, targets=targets)
+
+
+@dataclass(frozen=True)
+class GridOverrides:
+    """`loadgen grid` flags that replace scenario settings for every workload (None: as written)."""
+
+    duration_s: float | None = None
+    warmup_s: float | None = None
+    users: tuple[int, ...] | None = None
+    spawn_rate: float | None = None
+
+    @classmethod
+    def from_recorded(cls, values: dict[str, Any]) -> GridOverrides:
+        """Back from `recorded()` (a run's run.json); an unknown key is an error naming it."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ScenarioError(f"grid overrides: unknown key(s) {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if k == "users" else v for k, v in values.items()})
+
+    def recorded(self) -> dict[str, Any]:
+        """The overrides given, by scenario key (what a cell's metadata records)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def parse_users(text: str) -> tuple[int, ...]:
+    """`--users 4,8,16` → (4, 8, 16); anything but positive integers is an error naming the flag."""
+    try:
+        users = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        users = ()
+    if not users or min(users) < 1:
+        raise ScenarioError(f"--users {text}: expected positive integers separated by commas (e.g. 4,8,16)")
+    return users
+
+
+def with_overrides(scenario: Scenario, overrides: GridOverrides) -> Scenario:
+    """The scenario with `--duration/--warmup/--users/--spawn-rate` applied; `users` replaces every workload's
+    concurrency (an open-loop workload's pool). `--duration` runs every cell that long: it turns a
+    duration_s = "auto" scenario's stopping rule off."""
+    duration = scenario.duration_s if overrides.duration_s is None else overrides.duration_s
+    warmup = scenario.warmup_s if overrides.warmup_s is None else overrides.warmup_s
+    if not 0 < duration < float("inf"):
+        raise ScenarioError(f"--duration {duration:g}: expected seconds > 0")
+    if not 0 <= warmup < duration:
+        raise ScenarioError(f"--warmup {warmup:g}: expected 0 <= warm-up < duration ({duration:g} s)")
+    spawn_rate = scenario.spawn_rate if overrides.spawn_rate is None else overrides.spawn_rate
+    if not 0 < spawn_rate < float("inf"):
+        raise ScenarioError(f"--spawn-rate {spawn_rate:g}: expected users per second > 0")
+    workloads = scenario.workloads
+    if overrides.users is not None:
+        workloads = tuple(dataclasses.replace(w, concurrency=overrides.users) for w in workloads)
+    auto = scenario.auto_duration and overrides.duration_s is None
+    return dataclasses.replace(
+        scenario,
+        duration_s=duration,
+        warmup_s=warmup,
+        spawn_rate=spawn_rate,
+        workloads=workloads,
+        auto_duration=auto,
+        target_ci_pct=scenario.target_ci_pct if auto else None,
+        min_duration_s=scenario.min_duration_s if auto else 0.0,
+    )
 
 
 _FILTERS = {

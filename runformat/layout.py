@@ -3,6 +3,7 @@
 <runs>/<scenario>-<UTC stamp>/            RUN_RECORD, SCENARIO_FILE, RUN_LOCK while a grid holds it
     <target>/<workload>/<cell>/           METADATA_FILE, COMPLETE_MARKER (written last)
         <CSV_PREFIX>_stats.csv ...        Locust's own CSVs and HTML report
+        <CSV_PREFIX>_llm_stats.csv        the LLM tab's table (LLM_STATS_SUFFIX)
         <CSV_PREFIX>_<kind>_<host>-<pid>.csv  our records, one file per process and kind (RecordKind)
         SERVER_METRICS_FILE               the target's /metrics, one row per second
     QUALITY_DIR/<target>.jsonl, QUALITY_MANIFEST (written last)
@@ -17,6 +18,7 @@ __all__ = [
     "ARRIVALS_KIND",
     "COMPLETE_MARKER",
     "CSV_PREFIX",
+    "LLM_STATS_SUFFIX",
     "METADATA_FILE",
     "QUALITY_DIR",
     "QUALITY_MANIFEST",
@@ -31,6 +33,7 @@ __all__ = [
     "RecordKind",
     "cell_dir_name",
     "cell_label",
+    "llm_stats_file",
     "record_glob",
     "stop_file",
     "workers_file",
@@ -47,6 +50,7 @@ REPLACED_DIR = ".replaced"  # an earlier attempt's cell, moved aside in one rena
 QUALITY_DIR = "quality"
 QUALITY_MANIFEST = "manifest.json"
 STOP_SUFFIX = "_stop.json"  # PREFIX_stop.json: why a --until-ci run stopped
+LLM_STATS_SUFFIX = "_llm_stats.csv"  # PREFIX_llm_stats.csv: the LLM tab's table, rewritten during a run
 WORKERS_SUFFIX = "_workers.json"  # PREFIX_workers.json: a distributed run's workers and record delivery
 ARRIVALS_KIND = "arrivals"  # open loop: PREFIX_arrivals_<host>-<pid>.json, each process's dispatcher summary
 
@@ -75,6 +79,11 @@ class CellStatus(StrEnum):
 def stop_file(prefix: str | Path) -> Path:
     """PREFIX_stop.json: why a --until-ci run stopped (next to the request log)."""
     return Path(f"{prefix}{STOP_SUFFIX}")
+
+
+def llm_stats_file(prefix: str | Path) -> Path:
+    """PREFIX_llm_stats.csv: the load generator's LLM statistics (not Locust's PREFIX_stats.csv)."""
+    return Path(f"{prefix}{LLM_STATS_SUFFIX}")
 
 
 def workers_file(prefix: str | Path) -> Path:

@@ -77,6 +77,29 @@ def _number(text: str) -> float:
     return float(text.replace(",", "")) if text.strip() else 0.0
 
 
+# Every chart of the LLM charts page has drawn at least n samples of its first line.
+CHARTS_DRAWN = """([n]) => ['toks', 'input', 'ttft', 'itl', 'flight'].every(id => {
+    const line = document.querySelector(`#chart-${id} polyline`);
+    return line && parseInt(line.dataset.points) >= n;
+})"""
+
+
+def _check_llm_charts(page, base: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The Download Data tab links the live LLM charts page; its charts fill with the run's samples."""
+    page.get_by_role("tab", name="Download Data").click()
+    link = page.get_by_role("link", name="LLM charts", exact=False)
+    assert link.get_attribute("href") == "/llm/charts"
+    page.goto(base + "/llm/charts")
+    page.wait_for_function(CHARTS_DRAWN, arg=[3], timeout=20_000)
+    samples = page.evaluate("window.llmSamples")
+    assert all(s["name"] == "Aggregated" for s in samples)
+    assert samples[-1]["throughput_tok_s_current"] > 0 and samples[-1]["ttft_p95_ms"] >= samples[-1]["ttft_p50_ms"] > 0
+    shown = page.locator("#legend-toks b[data-key=throughput_tok_s_current]").inner_text()
+    assert float(shown.replace(",", "")) > 0
+    assert page.locator("#state").inner_text() == "running"
+    page.screenshot(path=str(tmp_path / "llm_charts.png"), full_page=True)
+
+
 def test_llm_tab_moves_before_the_first_request_completes(simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Started from the UI's form; requests take ~10 s; TTFT, in-flight and tok/s show before any completes,
     the rolling tok/s holds at Stop, and the Download Report carries the LLM statistics."""
@@ -203,6 +226,7 @@ def test_llm_tab_shows_live_numbers(sim, tmp_path: Path) -> None:  # type: ignor
                 assert requests > 0 and ttft > 0
                 # Live: the count grows while the run goes on.
                 page.wait_for_function(COMPLETED_ABOVE, arg=[requests], timeout=20_000)
+                _check_llm_charts(page, base, tmp_path)
             finally:
                 browser.close()
     finally:

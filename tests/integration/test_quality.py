@@ -147,3 +147,26 @@ def test_grid_runs_the_quality_pass_and_the_report_shows_it(tmp_path: Path, pair
     cost = next((run_dir / "report").glob("*_cost_comparison.md")).read_text()
     assert "At the measured drift of" in notes and "At the measured drift of" in cost
     assert (run_dir / "report" / "quality_cost.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_only_a_quality_pass_gets_a_quality_report(tmp_path: Path, pair) -> None:  # type: ignore[no-untyped-def]
+    bf16, quant = pair
+    scenario = _write(tmp_path, bf16.url, quant.url, prompts=4)
+    done = _run("-m", "loadgen", "quality", str(scenario), "--out", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert not list(run_dir.rglob("metadata.json"))  # no load cells at all
+    report = _run("-m", "analysis", "report", str(run_dir))
+    assert report.returncode == 0, report.stderr
+    html = (run_dir / "report" / "index.html").read_text()
+    assert 'id="quality-only"' in html and 'id="quality"' in html and "At the measured drift of" in html
+    for load_section in ('id="capacity"', 'id="comparison"', 'id="cost"', 'id="slo"', 'id="plots"'):
+        assert load_section not in html
+    written = {p.name for p in (run_dir / "report").iterdir()}
+    assert written == {"index.html", "quality_summary.csv", "quality_prompts.csv", "quality_cost.csv"}
+    assert len(pd.read_csv(run_dir / "report" / "quality_prompts.csv")) == 2 * 4  # both workloads' prompts
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = _run("-m", "analysis", "report", str(empty))  # neither cells nor a quality pass: still an error
+    assert missing.returncode == 2 and "no runs found" in missing.stderr

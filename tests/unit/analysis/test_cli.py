@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.cli import main
+from analysis.textformat import significant
 from tests.unit.analysis.runbuilder import BF16, QUANT, build_run
 
 COMMANDS = ["capacity", "compare", "cost", "slo", "report"]
@@ -215,3 +216,35 @@ def test_reference_cells_default_to_the_seed_and_can_be_chosen(run_dir: Path, tm
     assert result.exit_code == 0, result.output
     html = (tmp_path / "r" / "index.html").read_text()
     assert "Chat workload (conc=32, max_new_tokens=128)" in html
+
+
+def test_slo_and_compare_print_cost_to_three_significant_digits_and_attainment_as_percent(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    prices = ["--price", f"{BF16}=0.25", "--price", f"{QUANT}=0.25"]
+    assert invoke("slo", run_dir, "--p95-ms", 8000, *prices, "-o", tmp_path / "slo.csv").exit_code == 0
+    table = pd.read_csv(tmp_path / "slo.csv")
+    printed = invoke("slo", run_dir, "--p95-ms", 8000, *prices)
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout.splitlines()
+    header = lines[0].split()
+    plain = header.index("tested_concurrency")  # the columns before it hold no spaces
+    assert len(lines) == len(table) + 1
+    for (_, row), line in zip(table.iterrows(), lines[1:], strict=True):
+        cells = dict(zip(header[:plain], line.split()[:plain], strict=True))
+        cost = cells["usd_per_1m_tokens"]
+        assert len(cost.replace(".", "").lstrip("0")) == 3  # three significant digits, whatever the size
+        assert float(cost) == pytest.approx(row["usd_per_1m_tokens"], abs=5e-4)  # the CSV holds 3 decimals
+        assert cells["slo_attainment"] == f"{row['slo_attainment'] * 100:.1f}%"
+    compared = invoke("compare", run_dir, "--baseline", BF16, "--candidate", QUANT, *prices)
+    assert compared.exit_code == 0, compared.output
+    costs = {c for line in compared.stdout.splitlines()[1:] for c in line.split()[-3:]}
+    assert "0.136" in costs  # chat c32 at $0.25/h and 512 tok/s: 0.25 / (512 × 3600) × 1e6, not "0.1"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.13563, "0.136"), (0.067817, "0.0678"), (12.345, "12.3"), (1234.5, "1,234"), (0.0, "0"), (float("nan"), "NaN")],
+)
+def test_significant_digits(value: float, text: str) -> None:
+    assert significant(value) == text

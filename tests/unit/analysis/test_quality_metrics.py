@@ -113,6 +113,8 @@ def test_per_prompt_summary_and_worst() -> None:
     assert overall["delta_mean_logprob"] == pytest.approx(-0.5)
     worst = worst_examples(table, 1)
     assert list(worst["prompt_id"]) == ["p2"]
+    # p1 matches the reference exactly and p3 failed: neither is an example, however many are asked for
+    assert list(worst_examples(table, 5)["prompt_id"]) == ["p2"]
 
 
 def test_quality_adjusted_cost_divides_by_acceptance() -> None:

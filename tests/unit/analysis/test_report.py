@@ -100,6 +100,9 @@ def test_cost_doc_has_assumptions_tables_savings_and_caveat(report_dir: Path) ->
     assert "| BF16 | 256.0 | 921,600 | 0.3906 |" in doc
     assert "| Quant | 320.0 | 1,152,000 | 0.3125 |" in doc
     assert "**Savings**: 20.0% cost reduction with quantization" in doc
+    assert "**Savings**: none: quantization costs 11.1% more" in doc  # batch: dearer, never "-11.1% reduction"
+    assert "-11.1% cost reduction" not in doc
+    assert "Savings</strong>: none: Quant costs 11.1% more" in (report_dir / "index.html").read_text()
     assert "$0.36/h" in doc and "Utilization: 100%" in doc
     assert "quality" in doc
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.scenario import ScenarioError, expand, load_scenario, scenario_from_text, with_target_urls
+from orchestrator.scenario import (
+    GridOverrides,
+    ScenarioError,
+    expand,
+    load_scenario,
+    parse_users,
+    scenario_from_text,
+    with_overrides,
+    with_target_urls,
+)
 from orchestrator.seedenv import scenario_from_env
 
 REPO = Path(__file__).resolve().parents[3]
@@ -108,6 +117,46 @@ def test_target_url_override() -> None:
     assert [t.url for t in scenario.targets] == ["http://127.0.0.1:9", "http://127.0.0.1:55"]
     with pytest.raises(ScenarioError, match=r"no such target .*targets: A, B"):
         with_target_urls(scenario, {"C": "http://x:1"})
+
+
+def test_grid_overrides_apply_to_every_workload() -> None:
+    scenario = scenario_from_text(MINIMAL, "x.toml", "x")
+    overrides = GridOverrides(duration_s=30, warmup_s=5, users=parse_users("2,4"), spawn_rate=3)
+    changed = with_overrides(scenario, overrides)
+    assert (changed.duration_s, changed.warmup_s, changed.spawn_rate) == (30, 5, 3)
+    assert {(c.workload.name, c.users) for c in expand(changed)} == {(w, u) for w in ("batch", "chat") for u in (2, 4)}
+    assert overrides.recorded() == {"duration_s": 30, "warmup_s": 5, "users": [2, 4], "spawn_rate": 3}
+    assert GridOverrides.from_recorded(overrides.recorded()) == overrides
+    assert with_overrides(scenario, GridOverrides()) == scenario  # no flag, nothing replaced
+
+
+def test_a_duration_override_turns_the_auto_stopping_rule_off() -> None:
+    auto = load_scenario(REPO / "scenarios" / "smoke.toml")
+    assert auto.auto_duration
+    fixed = with_overrides(auto, GridOverrides(duration_s=7, warmup_s=2))
+    assert not fixed.auto_duration and fixed.duration_s == 7 and fixed.min_duration_s == 0
+    assert with_overrides(auto, GridOverrides(warmup_s=3)).auto_duration  # the cap and rule stay
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (GridOverrides(duration_s=0), r"--duration 0: expected seconds > 0"),
+        (GridOverrides(duration_s=float("nan")), r"--duration nan: expected seconds > 0"),
+        (GridOverrides(warmup_s=10), r"--warmup 10: expected 0 <= warm-up < duration \(10 s\)"),
+        (GridOverrides(duration_s=4, warmup_s=-1), r"--warmup -1"),
+        (GridOverrides(spawn_rate=0), r"--spawn-rate 0: expected users per second > 0"),
+    ],
+)
+def test_bad_grid_overrides_name_the_flag(overrides: GridOverrides, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        with_overrides(scenario_from_text(MINIMAL, "x.toml", "x"), overrides)
+
+
+@pytest.mark.parametrize("text", ["0", "a,2", "", "4,,8", "-2"])
+def test_bad_users_lists(text: str) -> None:
+    with pytest.raises(ScenarioError, match=rf"--users {text}: expected positive integers"):
+        parse_users(text)
 
 
 def test_seed_environment_interface() -> None:
