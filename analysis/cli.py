@@ -554,7 +554,8 @@ def gate(
 ) -> None:
     """Did CANDIDATE_RUN regress against BASELINE_RUN? Exit 1 only for a significant breach of a threshold.
 
-    Cells are matched by target label × workload × concurrency × max_new_tokens. A breach is a change whose
+    Cells are matched by target label × workload × concurrency × max_new_tokens, and open-loop cells also by
+    offered rate (their concurrency is the pool of users). A breach is a change whose
     95% CI excludes 0 and whose estimate passes the threshold; inadequate cells are inconclusive. Exit codes:
     0 pass, 1 regression, 2 bad input.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -18,7 +19,10 @@ from analysis.verdict import Verdict, change, side_estimate
 
 __all__ = ["GATE_KEY", "GateThresholds", "gate_exit_code", "gate_json", "gate_markdown", "gate_table"]
 
-GATE_KEY = ["target_label", "workload", "concurrency", "max_new_tokens"]
+# An open-loop cell is matched by its offered rate too (its concurrency is the pool of users, the same for
+# every rate of a rates grid); a closed-loop cell's offered rate is empty and matches only another's.
+GATE_KEY = ["target_label", "workload", "concurrency", "offered_rate_req_s", "max_new_tokens"]
+_RATE_DIGITS = 6  # offered rates are sums of per-process shares: equal to this many decimals is the same rate
 
 
 @dataclass(frozen=True)
@@ -40,22 +44,30 @@ def _breach(direction: str, threshold: float, pct: float) -> bool:
     return pct < -threshold if direction == "drop" else pct > threshold
 
 
+def _cells(capacity: pd.DataFrame) -> dict[tuple[Any, ...], pd.DataFrame]:
+    """A run's cells (repeats together) by GATE_KEY; a closed-loop cell's offered rate is None in its key."""
+    cap = capacity.dropna(subset=["concurrency"])
+    offered = cap["offered_rate_req_s"] if "offered_rate_req_s" in cap else pd.Series(math.nan, index=cap.index)
+    cap = cap.assign(offered_rate_req_s=offered.astype(float).round(_RATE_DIGITS))
+    return {
+        tuple(None if isinstance(v, float) and math.isnan(v) else v for v in key): group
+        for key, group in cap.groupby(GATE_KEY, dropna=False, sort=True)
+    }
+
+
 def gate_table(baseline: pd.DataFrame, candidate: pd.DataFrame, th: GateThresholds) -> pd.DataFrame:
     """One row per cell key × metric present in both runs: values, change with CI, verdict, outcome."""
-    base = baseline.dropna(subset=["concurrency"])
-    cand = candidate.dropna(subset=["concurrency"])
-    keys = base[GATE_KEY].drop_duplicates().merge(cand[GATE_KEY].drop_duplicates())
-    if keys.empty:
+    base, cand = _cells(baseline), _cells(candidate)
+    keys = [key for key in base if key in cand]
+    if not keys:
         raise InputError(
             "no cell of the candidate run matches one of the baseline run "
-            f"(cells are matched by {' × '.join(GATE_KEY)})"
+            f"(cells are matched by {' × '.join(GATE_KEY)}; an open-loop cell's concurrency is its pool of users)"
         )
     rows = []
-    for key in keys.to_dict("records"):
-        sel_b = (base[GATE_KEY] == pd.Series(key)).all(axis=1)
-        sel_c = (cand[GATE_KEY] == pd.Series(key)).all(axis=1)
+    for key in keys:
         for metric, (direction, threshold) in th.limits().items():
-            b, c = side_estimate(base[sel_b], metric), side_estimate(cand[sel_c], metric)
+            b, c = side_estimate(base[key], metric), side_estimate(cand[key], metric)
             ch = change(b, c)
             breach = ch.verdict is Verdict.SIGNIFICANT and _breach(direction, threshold, ch.pct)
             outcome = "FAIL" if breach else "pass"
@@ -63,7 +75,7 @@ def gate_table(baseline: pd.DataFrame, candidate: pd.DataFrame, th: GateThreshol
                 outcome = "inconclusive"
             rows.append(
                 {
-                    **{str(k): v for k, v in key.items()},
+                    **dict(zip(GATE_KEY, key, strict=True)),
                     "metric": metric,
                     "baseline": b.value,
                     "candidate": c.value,
@@ -101,8 +113,9 @@ def gate_markdown(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
         f"Thresholds: throughput drop {th.max_throughput_drop_pct:g}%, p95 rise {th.max_p95_rise_pct:g}%, "
         f"TTFT p95 rise {th.max_ttft_p95_rise_pct:g}%. A breach counts only when the change's 95% CI excludes 0.",
         "",
-        "| target | workload | conc | tokens | metric | baseline | candidate | change [95% CI] | verdict | outcome |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | workload | conc | req/s | tokens | metric | baseline | candidate | change [95% CI] | verdict "
+        "| outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.to_dict("records"):
         low, high = float(r["change_ci95_low_pct"]), float(r["change_ci95_high_pct"])
@@ -111,8 +124,9 @@ def gate_markdown(table: pd.DataFrame, th: GateThresholds, code: int) -> str:
         pct = "—" if math.isnan(change_pct) else f"{change_pct:+.1f}%"
         label = str(r["target_label"]).replace("|", "\\|").replace("<", "&lt;")
         reason = f": {r['reason']}" if r["reason"] else ""
+        rate = "—" if pd.isna(r["offered_rate_req_s"]) else f"{float(r['offered_rate_req_s']):g}"
         lines.append(
-            f"| {label} | {r['workload']} | {float(r['concurrency']):g} | {float(r['max_new_tokens']):g} "
+            f"| {label} | {r['workload']} | {float(r['concurrency']):g} | {rate} | {float(r['max_new_tokens']):g} "
             f"| {r['metric']} | {_num(float(r['baseline']))} | {_num(float(r['candidate']))} | {pct}{ci} "
             f"| {r['verdict']} | {r['outcome']}{reason} |"
         )

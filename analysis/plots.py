@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "cost_plot",
     "latency_cdf_plot",
     "latency_plot",
+    "rate_plot",
     "server_plots",
     "throughput_plot",
 ]
@@ -70,25 +72,61 @@ def _figure(n_panels: int, height: float = 3.2) -> tuple[Figure, list[Axes]]:
 
 
 _PLOTTED = ("throughput_tok_s", "p95_latency_ms", "ttft_p95_ms")
+_OFFERED = "offered_rate_req_s"
+_LOAD_LABEL = {False: "concurrency (users)", True: "offered load, req/s"}
 
 
 def _per_workload(capacity: pd.DataFrame) -> pd.DataFrame:
-    """Per target × cell: each plotted metric's estimate and 95% CI half-width (repeats combined), adequacy."""
+    """Per target × cell: each plotted metric's estimate and 95% CI half-width (repeats combined), adequacy,
+    and the cell's load on the x-axis: users for a closed loop, offered req/s for an open-loop cell."""
     ok = capacity.dropna(subset=["concurrency", "throughput_tok_s"])
+    for column in (_OFFERED, "achieved_rate_req_s", "sustained"):
+        if column not in ok:
+            ok = ok.assign(**{column: np.nan})
     rows = []
-    for key, group in ok.groupby(["target_label", *KEY], dropna=False):  # closed loops: no offered rate
+    for key, group in ok.groupby(["target_label", *KEY], dropna=False):  # a closed loop's offered rate is NaN
         row: dict[str, Any] = dict(zip(["target_label", *KEY], key, strict=True))
         for metric in _PLOTTED:
             est = side_estimate(group, metric)
             row[metric], row[f"{metric}_ci95"], row["adequate"] = est.value, est.half_width, est.adequate
+        row["open_loop"] = bool(pd.notna(row[_OFFERED]))
+        row["load"] = row[_OFFERED] if row["open_loop"] else row["concurrency"]
+        row["achieved_rate_req_s"] = float(group["achieved_rate_req_s"].mean())
+        row["sustained"] = all(bool(v) for v in group["sustained"].dropna())
         rows.append(row)
-    return pd.DataFrame(rows, columns=["target_label", *KEY, "adequate", *_PLOTTED, *(f"{m}_ci95" for m in _PLOTTED)])
+    ci = [f"{m}_ci95" for m in _PLOTTED]
+    extra = ["open_loop", "load", "achieved_rate_req_s", "sustained"]
+    return pd.DataFrame(rows, columns=["target_label", *KEY, "adequate", *_PLOTTED, *ci, *extra])
+
+
+def _panels(agg: pd.DataFrame) -> list[tuple[str, bool, pd.DataFrame]]:
+    """(workload, open loop?, rows): one panel per workload and kind of load, closed-loop panels first."""
+    if agg.empty:
+        return []
+    return [
+        (str(workload), bool(open_loop), sub)
+        for (open_loop, workload), sub in agg.groupby(["open_loop", "workload"], sort=True)
+    ]
+
+
+def _series(sub: pd.DataFrame, open_loop: bool) -> list[tuple[str, pd.DataFrame]]:
+    """A panel's lines, each sorted by load: one per target, and per max_new_tokens and (open loop) pool of
+    users where those vary, named by what varies."""
+    several_tokens = sub["max_new_tokens"].nunique() > 1
+    several_pools = open_loop and sub["concurrency"].nunique() > 1
+    keys = ["target_label", "max_new_tokens", *(["concurrency"] if several_pools else [])]
+    out = []
+    for key, line in sub.groupby(keys):
+        first = line.iloc[0]
+        name = _series_label(str(key[0]), int(first["max_new_tokens"]), several_tokens)
+        out.append((f"{name} c{int(first['concurrency'])}" if several_pools else name, line.sort_values("load")))
+    return out
 
 
 def _points(ax: Axes, line: pd.DataFrame, metric: str, fmt: str, color: str, label: str) -> None:
-    """A metric vs concurrency with 95% CI error bars; hollow markers for inadequate cells."""
+    """A metric vs load with 95% CI error bars; hollow markers for inadequate cells."""
     ax.errorbar(
-        line["concurrency"],
+        line["load"],
         line[metric],
         yerr=line[f"{metric}_ci95"].fillna(0),
         fmt=fmt,
@@ -98,7 +136,7 @@ def _points(ax: Axes, line: pd.DataFrame, metric: str, fmt: str, color: str, lab
     )
     bad = line[~line["adequate"].astype(bool)]
     if len(bad):
-        ax.plot(bad["concurrency"], bad[metric], "o", mfc="white", mec=color, ms=8, zorder=3)
+        ax.plot(bad["load"], bad[metric], "o", mfc="white", mec=color, ms=8, zorder=3)
 
 
 _MAX_TICKS = 12
@@ -123,53 +161,92 @@ def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
     return f"{label} m{tokens}" if several_tokens else label
 
 
-def throughput_plot(capacity: pd.DataFrame) -> Plot:
-    """Throughput vs concurrency, one panel per workload, one line per target, with 95% CI error bars."""
-    agg = _per_workload(capacity)
-    workloads = sorted(agg["workload"].unique()) if not agg.empty else []
+def _versus(panels: list[tuple[str, bool, pd.DataFrame]]) -> str:
+    """What a figure's x-axes show, for its title."""
+    kinds = dict.fromkeys("offered load" if open_loop else "concurrency" for _, open_loop, _ in panels)
+    return " and ".join(kinds) or "concurrency"
+
+
+def _load_figure(
+    panels: list[tuple[str, bool, pd.DataFrame]], what: str, ylabel: str, draw: Callable[..., None], fontsize: int
+) -> str:
+    """One panel per (workload, kind of load) with `draw(ax, line, color, name)` per series, x = load."""
     with _style():
-        fig, axes = _figure(len(workloads))
-        for ax, workload in zip(axes, workloads, strict=False):
-            sub = agg[agg["workload"] == workload]
-            several = sub["max_new_tokens"].nunique() > 1
-            for i, ((label, tokens), line) in enumerate(sub.groupby(["target_label", "max_new_tokens"])):
-                line = line.sort_values("concurrency")
-                name = _series_label(str(label), int(tokens), several)
-                _points(ax, line, "throughput_tok_s", "o-", f"C{i}", name)
-            ax.set(title=f"{workload}: throughput", xlabel="concurrency (users)", ylabel="output tok/s")
-            _concurrency_axis(ax, sub["concurrency"])
+        fig, axes = _figure(len(panels))
+        for ax, (workload, open_loop, sub) in zip(axes, panels, strict=False):
+            for i, (name, line) in enumerate(_series(sub, open_loop)):
+                draw(ax, line, f"C{i}", name)
+            ax.set(title=f"{workload}: {what}", xlabel=_LOAD_LABEL[open_loop], ylabel=ylabel)
+            if not open_loop:
+                _concurrency_axis(ax, sub["load"])
             ax.set_ylim(bottom=0)
-            _legend(ax, fontsize=8)
-        uri = _render(fig)
+            _legend(ax, fontsize=fontsize)
+        return _render(fig)
+
+
+def throughput_plot(capacity: pd.DataFrame) -> Plot:
+    """Throughput vs load (concurrency, or offered req/s for open-loop cells), one panel per workload and
+    kind of load, one line per target, with 95% CI error bars."""
+    panels = _panels(_per_workload(capacity))
+
+    def draw(ax: Axes, line: pd.DataFrame, color: str, name: str) -> None:
+        _points(ax, line, "throughput_tok_s", "o-", color, name)
+
+    uri = _load_figure(panels, "throughput", "output tok/s", draw, fontsize=8)
     caption = (
         "Output tokens per second in the steady window; bars: 95% CI (batch means, repeats combined); "
         "hollow markers: cells too short or otherwise inadequate to support a verdict."
     )
-    return Plot("throughput", "Throughput vs concurrency", uri, caption)
+    return Plot("throughput", f"Throughput vs {_versus(panels)}", uri, caption)
 
 
 def latency_plot(capacity: pd.DataFrame) -> Plot:
-    """p95 end-to-end latency (solid) and TTFT p95 (dashed) vs concurrency."""
-    agg = _per_workload(capacity)
-    workloads = sorted(agg["workload"].unique()) if not agg.empty else []
+    """p95 end-to-end latency (solid) and TTFT p95 (dashed) vs load."""
+    panels = _panels(_per_workload(capacity))
+
+    def draw(ax: Axes, line: pd.DataFrame, color: str, name: str) -> None:
+        _points(ax, line, "p95_latency_ms", "o-", color, f"{name} p95")
+        _points(ax, line, "ttft_p95_ms", "s--", color, f"{name} TTFT p95")
+
+    uri = _load_figure(panels, "latency", "ms", draw, fontsize=7)
+    caption = "Solid: p95 end-to-end; dashed: TTFT p95; bars: 95% CI; hollow markers: inadequate cells."
+    return Plot("latency", f"p95 latency and TTFT p95 vs {_versus(panels)}", uri, caption)
+
+
+def rate_plot(capacity: pd.DataFrame) -> Plot | None:
+    """Open loop: achieved vs offered request rate per workload, one line per target, the diagonal where they
+    are equal, crosses on cells that did not sustain their offered rate; None without open-loop cells."""
+    panels = [(w, sub) for w, open_loop, sub in _panels(_per_workload(capacity)) if open_loop]
+    if not panels:
+        return None
     with _style():
-        fig, axes = _figure(len(workloads))
-        for ax, workload in zip(axes, workloads, strict=False):
-            sub = agg[agg["workload"] == workload]
-            several = sub["max_new_tokens"].nunique() > 1
-            for i, ((label, tokens), line) in enumerate(sub.groupby(["target_label", "max_new_tokens"])):
-                line = line.sort_values("concurrency")
-                name = _series_label(str(label), int(tokens), several)
-                color = f"C{i}"
-                _points(ax, line, "p95_latency_ms", "o-", color, f"{name} p95")
-                _points(ax, line, "ttft_p95_ms", "s--", color, f"{name} TTFT p95")
-            ax.set(title=f"{workload}: latency", xlabel="concurrency (users)", ylabel="ms")
-            _concurrency_axis(ax, sub["concurrency"])
+        fig, axes = _figure(len(panels))
+        for ax, (workload, sub) in zip(axes, panels, strict=False):
+            for i, (name, line) in enumerate(_series(sub, True)):
+                ax.plot(line["load"], line["achieved_rate_req_s"], "o-", color=f"C{i}", label=name)
+            short = sub[~sub["sustained"]]
+            if len(short):
+                x, y = short["load"], short["achieved_rate_req_s"]
+                ax.plot(x, y, "x", color="C3", ms=10, mew=2, zorder=3, label="not sustained")
+            top = float(np.nanmax([sub["load"].max(), sub["achieved_rate_req_s"].max()]))
+            ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="achieved = offered")
+            ax.set(title=f"{workload}: achieved vs offered", xlabel=_LOAD_LABEL[True], ylabel="achieved, req/s")
+            ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=7)
         uri = _render(fig)
-    caption = "Solid: p95 end-to-end; dashed: TTFT p95; bars: 95% CI; hollow markers: inadequate cells."
-    return Plot("latency", "p95 latency and TTFT p95 vs concurrency", uri, caption)
+    caption = (
+        "Requests sent per second of the window against the offered arrival rate; dotted: achieved = offered; "
+        "red crosses: cells that did not sustain their offered rate (dropped or late arrivals, see the table)."
+    )
+    return Plot("rate", "Achieved vs offered rate", uri, caption)
+
+
+def _load_tag(concurrency: object, offered: object) -> str:
+    """A cell's load in a legend or tick label: c<users>, or r<req/s> for an open-loop cell."""
+    if isinstance(offered, int | float) and not np.isnan(offered):
+        return f"r{offered:g}"
+    return f"c{concurrency!s}"
 
 
 def _window_e2e(cell: CellData) -> np.ndarray:
@@ -184,7 +261,8 @@ def _window_e2e(cell: CellData) -> np.ndarray:
 
 
 def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
-    """Empirical CDF of end-to-end latency per target × concurrency, one panel per workload."""
+    """Empirical CDF of end-to-end latency per target × cell (concurrency or offered rate), one panel per
+    workload."""
     keys = capacity.set_index("cell")[["target_label", *KEY, "repeat"]] if "cell" in capacity else pd.DataFrame()
     workloads = sorted(capacity["workload"].dropna().unique())
     with _style():
@@ -199,7 +277,8 @@ def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
                 continue
             probs = np.linspace(0, 1, min(_CDF_POINTS, values.size))
             rep = f" r{key['repeat']!s}" if key["repeat"] else ""
-            name = f"{key['target_label']!s} c{key['concurrency']!s} m{key['max_new_tokens']!s}{rep}"
+            load = _load_tag(key["concurrency"], key[_OFFERED])
+            name = f"{key['target_label']!s} {load} m{key['max_new_tokens']!s}{rep}"
             panel[key["workload"]].plot(np.quantile(values, probs), probs, label=name)
         for workload, ax in panel.items():
             ax.set(title=f"{workload}: latency CDF", xlabel="end-to-end latency (ms)", ylabel="fraction of requests")
@@ -216,7 +295,8 @@ def cost_plot(cost: pd.DataFrame) -> Plot:
         fig, (ax,) = _figure(1, height=3.4)
         fig.set_size_inches(max(5.0, 0.9 * data[KEY].drop_duplicates().shape[0] + 3), 3.4)
         if not data.empty:
-            data = data.assign(cell=data["workload"] + " c" + data["concurrency"].astype(int).astype(str))
+            loads = [_load_tag(int(c), o) for c, o in zip(data["concurrency"], data[_OFFERED], strict=True)]
+            data = data.assign(cell=data["workload"] + " " + pd.Series(loads, index=data.index))
             data = data.assign(cell=data["cell"] + " m" + data["max_new_tokens"].astype(int).astype(str))
             wide = data.pivot_table(index="cell", columns="target_label", values="usd_per_1m_tokens")
             x = np.arange(len(wide.index))

@@ -146,6 +146,9 @@ def _plots(a: Analysis) -> tuple[list[plots.Plot], list[plots.Plot]]:
         plots.cost_plot(a.cost),
         plots.client_cpu_plot(a.run.cells, cap),
     ]
+    rate = plots.rate_plot(cap)
+    if rate is not None:
+        main.insert(2, rate)
     return main, plots.server_plots(cap, a.run.server_metrics, a.run.cells)
 
 

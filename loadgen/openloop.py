@@ -1,9 +1,16 @@
 """The open-loop dispatcher inside one Locust process: arrivals on schedule, handed to free pooled users.
 
-One greenlet walks the schedule (`loadgen.arrivals`) and at each arrival's time hands a `Ticket` to a
+The dispatcher walks the schedule (`loadgen.arrivals`) and at each arrival's time hands a `Ticket` to a
 user waiting in `take()`. When every pooled user is busy the arrival is dropped and counted (k6's
 dropped_iterations) — never silently delayed — unless queueing was asked for: then it waits in a FIFO
 for the next free user and its queueing delay shows as the request's schedule lag (send − scheduled).
+
+Precision: the dispatcher is not a greenlet but a timer of the highest priority, run by the event loop
+itself. A greenlet that sleeps is resumed only after the loop has run every other callback that became
+ready with it (each stream reader's chunk), which made the p99 schedule lag several milliseconds; the
+timer instead fires ahead of them, wakes a little early (the loop's timers are only millisecond-accurate),
+waits out the rest of the gap without yielding, and switches straight into the waiting user, which starts
+its request before the loop turns to anything else.
 """
 
 from __future__ import annotations
@@ -19,14 +26,17 @@ from typing import Any
 
 import gevent
 import gevent.event
+from gevent.hub import Waiter, get_hub
 
 from loadgen.arrivals import Arrival, TraceRow
 
 __all__ = ["ArrivalSummary", "OpenLoop", "Ticket", "write_summary"]
 
-# Wake this much before an arrival and yield to the loop until it is due: the event loop's timers are
-# only millisecond-accurate, and the schedule-lag goal is a p99 of 1 ms.
-_EARLY_WAKE_S = 0.002
+# The loop's timers wake up to a millisecond late (epoll waits whole milliseconds): wake this much before
+# an arrival, then wait out the rest without yielding. A wake-up further ahead than _MAX_SPIN_S (the
+# loop's cached time was stale when the timer was set) sleeps again instead of blocking the loop.
+_EARLY_WAKE_S = 0.0012
+_MAX_SPIN_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +87,11 @@ class OpenLoop:
         self._on_drop = on_drop or (lambda _wall_s: None)
         self._clock = clock
         self._wall_clock = wall_clock
-        self._waiting: deque[gevent.event.AsyncResult] = deque()  # idle users, oldest first
+        self._waiting: deque[Waiter[Ticket]] = deque()  # idle users, oldest first
         self._backlog: deque[Ticket] = deque()  # queued arrivals (queue mode only)
-        self._greenlet: gevent.Greenlet | None = None
+        self._timer: Any = None
+        self._next: Arrival | None = None
+        self._start_s = self._start_wall_s = 0.0
         self.finished = gevent.event.Event()  # set when a finite schedule (a trace) is exhausted
 
     @property
@@ -87,48 +99,66 @@ class OpenLoop:
         return len(self._waiting)
 
     def start(self) -> None:
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+        if self._timer is not None or self.finished.is_set():
+            return
+        self._start_s, self._start_wall_s = self._clock(), self._wall_clock()
+        self.summary.started_wall_s = self._start_wall_s
+        self._next = next(self._arrivals, None)
+        self._arm(0.0)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        self._next = None
 
     def take(self) -> Ticket:
         """Block until an arrival is handed to this user (the oldest queued one first, in queue mode)."""
         if self._backlog:
             return self._backlog.popleft()
-        slot: gevent.event.AsyncResult = gevent.event.AsyncResult()
-        self._waiting.append(slot)
+        waiter: Waiter[Ticket] = Waiter()
+        self._waiting.append(waiter)
         try:
-            ticket: Ticket = slot.get()
+            return waiter.get()
         finally:
-            if not slot.ready() and slot in self._waiting:  # killed while idle: no longer a free slot
-                self._waiting.remove(slot)
-        return ticket
+            if waiter in self._waiting:  # killed while idle: no longer a free slot
+                self._waiting.remove(waiter)
 
-    def _run(self) -> None:
-        start_s, start_wall_s = self._clock(), self._wall_clock()
-        self.summary.started_wall_s = start_wall_s
-        for arrival in self._arrivals:
-            due_s = start_s + arrival.offset_s
-            self._sleep_until(due_s)
-            self.dispatch(Ticket(due_s, start_wall_s + arrival.offset_s, arrival.row))
+    def _arm(self, after_s: float) -> None:
+        loop = get_hub().loop
+        if self._timer is not None:
+            self._timer.close()
+        loop.update_now()  # the timer counts from now, not from the loop's time cached before this callback
+        self._timer = loop.timer(max(0.0, after_s), priority=loop.MAXPRI)
+        self._timer.start(self._on_timer)
+
+    def _on_timer(self) -> None:
+        """In the loop, ahead of other ready callbacks: dispatch every arrival that is due, then sleep."""
+        while self._next is not None:
+            due_s = self._start_s + self._next.offset_s
+            ahead_s = due_s - self._clock()
+            if ahead_s > _MAX_SPIN_S:
+                self._arm(ahead_s - _EARLY_WAKE_S)
+                return
+            while self._clock() < due_s:
+                pass  # at most _MAX_SPIN_S: the loop's timers cannot wake closer than this
+            arrival, self._next = self._next, next(self._arrivals, None)
+            self.dispatch(Ticket(due_s, self._start_wall_s + arrival.offset_s, arrival.row))
+        self.stop()
         self.finished.set()
 
-    def _sleep_until(self, due_s: float) -> None:
-        ahead = due_s - self._clock() - _EARLY_WAKE_S
-        if ahead > 0:
-            gevent.sleep(ahead)
-        while self._clock() < due_s:
-            gevent.sleep(0)
-
     def dispatch(self, ticket: Ticket) -> bool:
-        """Hand `ticket` to the longest-idle user; else queue it (queue mode) or drop it. True if not dropped."""
+        """Hand `ticket` to the longest-idle user; else queue it (queue mode) or drop it. True if not dropped.
+
+        From the loop (the dispatcher) the user runs at once; from a greenlet, when it next yields."""
         self.summary.scheduled += 1
         if self._waiting:
-            self._waiting.popleft().set(ticket)
+            waiter = self._waiting.popleft()
+            hub = get_hub()
+            if gevent.getcurrent() is hub:
+                waiter.switch(ticket)
+            else:
+                hub.loop.run_callback(waiter.switch, ticket)
             return True
         if self._queue:
             self._backlog.append(ticket)

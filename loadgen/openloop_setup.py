@@ -9,6 +9,7 @@ the end, which analysis sums into the cell's offered rate.
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from loadgen.requestlog import process_tag
 __all__ = ["check_open_loop", "finish_open_loop", "start_open_loop"]
 
 logger = logging.getLogger(__name__)
+
+REPLAYED_MESSAGE = "loadgen_trace_replayed"  # Locust custom message: worker -> master, its trace share is done
 
 
 def _stop_at_start(message: str) -> None:
@@ -43,7 +46,12 @@ def check_open_loop(environment: Any, settings: Any) -> None:
             load_trace(traffic.trace)
     except ArrivalError as exc:
         _stop_at_start(str(exc))
+    if traffic.trace and isinstance(environment.runner, MasterRunner):
+        _await_workers_replayed(environment)
     options = environment.parsed_options
+    if traffic.trace and not traffic.trace_salt and options is not None:
+        # drawn once here, forwarded with the options to every worker: all processes build the same blocks
+        options.trace_salt = secrets.token_hex(3)
     users = getattr(options, "num_users", None)
     if traffic.open_loop and users and float(getattr(options, "spawn_rate", 1) or 1) < users:
         logger.info("open loop: spawning the pool of %d users at once (arrivals do not wait for a ramp)", users)
@@ -80,7 +88,22 @@ def start_open_loop(environment: Any, rt: Any) -> OpenLoop | None:
         on_drop=sink.write_drop if sink is not None else None,
     )
     if traffic.trace and isinstance(environment.runner, LocalRunner):
-        gevent.spawn(_quit_when_replayed, environment, loop)
+        gevent.spawn(
+            _when_replayed,
+            environment,
+            loop,
+            lambda: _quit_replayed(environment, loop.summary.scheduled, loop.summary.dropped),
+        )
+    elif traffic.trace and isinstance(environment.runner, WorkerRunner):
+        runner = environment.runner
+        gevent.spawn(
+            _when_replayed,
+            environment,
+            loop,
+            lambda: runner.send_message(
+                REPLAYED_MESSAGE, {"scheduled": loop.summary.scheduled, "dropped": loop.summary.dropped}
+            ),
+        )
     logger.info(
         "open loop: %s, process %d of %d, %s",
         "trace " + traffic.trace if traffic.trace else f"{traffic.arrival} arrivals",
@@ -111,13 +134,33 @@ def _schedule(traffic: Any, index: int, processes: int) -> tuple[Any, ArrivalSum
     return (Arrival(offset) for offset in arrival_offsets(spec)), summary
 
 
-def _quit_when_replayed(environment: Any, loop: OpenLoop) -> None:
-    """A replayed trace ends the run once its last request has finished (or -t ends it first)."""
+def _when_replayed(environment: Any, loop: OpenLoop, then: Any) -> None:
+    """Call `then()` once this process's share of the trace is sent and its last request has finished."""
     loop.finished.wait()
     while loop.idle_users < (environment.runner.user_count if environment.runner else 0):
         gevent.sleep(0.05)
-    logger.info("trace replayed: %d arrivals, %d dropped", loop.summary.scheduled, loop.summary.dropped)
-    environment.runner.quit()
+    then()
+
+
+def _quit_replayed(environment: Any, scheduled: int, dropped: int) -> None:
+    """A replayed trace ends the run once every process has sent its rows (or -t ends it first)."""
+    logger.info("trace replayed: %d arrivals, %d dropped", scheduled, dropped)
+    gevent.spawn(environment.runner.quit)
+
+
+def _await_workers_replayed(environment: Any) -> None:
+    """On the master: quit when every expected worker has reported its share of the trace replayed."""
+    done: dict[str, dict[str, Any]] = {}
+    expected = max(1, int(getattr(environment.parsed_options, "expect_workers", 1) or 1))
+
+    def on_replayed(msg: Any, **_: Any) -> None:
+        done[str(msg.node_id)] = msg.data
+        logger.info("trace share replayed by %s (%d of %d workers)", msg.node_id, len(done), expected)
+        if len(done) == expected:
+            scheduled = sum(int(d["scheduled"]) for d in done.values())
+            _quit_replayed(environment, scheduled, sum(int(d["dropped"]) for d in done.values()))
+
+    environment.runner.register_message(REPLAYED_MESSAGE, on_replayed)
 
 
 def finish_open_loop(rt: Any, loop: OpenLoop | None) -> None:

@@ -41,6 +41,7 @@ from loadgen.untilci import StopRule, UntilCI
 from loadgen.webui import install_llm_tab
 from loadgen.workloads import (
     DEFAULT_CHARS_PER_TOKEN,
+    HashBlocks,
     PromptFitter,
     PromptShape,
     WorkloadError,
@@ -90,6 +91,7 @@ class LoadgenRuntime:
         self._tag_tokens = 0
         self._shared_prefix: tuple[str, ...] = ()
         self._shape: PromptShape | None = None
+        self._blocks: HashBlocks | None = None
         self.until_ci: UntilCI | None = None
         self.open_loop: OpenLoop | None = None
         self._csv_writer: gevent.Greenlet | None = None
@@ -190,6 +192,18 @@ class LoadgenRuntime:
             if model is not None:
                 self._calibrate(client, model, sample_texts)
             return PromptFitter(max(1, prompt_tokens - self._tag_tokens), self._ratio)
+
+    def hash_blocks(self, client: LLMClient, model: str | None, sample_texts: list[str]) -> HashBlocks:
+        """The trace's hash-id blocks (--trace-block-tokens each, --trace-salt), calibrated once like
+        --prompt-tokens, so every process builds the same block for an id."""
+        with self._model_lock:
+            if model is not None:
+                self._calibrate(client, model, sample_texts)
+            traffic = self.settings.traffic
+            fitter = PromptFitter(traffic.trace_block_tokens, self._ratio)
+            if self._blocks is None or self._blocks.fitter != fitter:
+                self._blocks = HashBlocks(tuple(sample_texts), fitter, traffic.trace_salt or "")
+            return self._blocks
 
     def prompt_shape(self, client: LLMClient | None, model: str | None, sample_texts: list[str]) -> PromptShape:
         """What precedes every new prompt: the shared prefix (--shared-prefix-tokens), then a unique tag."""

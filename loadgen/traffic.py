@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen.arrivals import ArrivalError, ArrivalKind, ArrivalSpec
+from loadgen.workloads import MOONCAKE_BLOCK_TOKENS
 
 __all__ = ["TrafficSettings", "add_traffic_arguments"]
 
@@ -88,6 +89,21 @@ def add_traffic_arguments(add: Callable[..., None]) -> None:
         help="Multiply trace timestamps by F (0.5 replays twice as fast). Default: 1.",
     )
     add(
+        "--trace-block-tokens",
+        type=int,
+        default=MOONCAKE_BLOCK_TOKENS,
+        metavar="N",
+        help="Tokens per trace hash id: a row's prompt is the blocks its hash_ids name, N tokens each, equal ids "
+        "giving identical blocks (so a prefix cache sees the trace's sharing). Default: %(default)s (Mooncake's).",
+    )
+    add(
+        "--trace-salt",
+        default=None,
+        metavar="TEXT",
+        help="Mixed into every hash-id block, so blocks of this replay differ from an earlier replay's that a "
+        "server may still cache. Default: drawn at random per run; give one to send the same blocks again.",
+    )
+    add(
         "--dataset",
         default=None,
         metavar="PATH",
@@ -124,6 +140,8 @@ class TrafficSettings:
     arrival_queue: bool = False
     trace: str | None = None
     trace_time_scale: float = 1.0
+    trace_block_tokens: int = MOONCAKE_BLOCK_TOKENS
+    trace_salt: str | None = None
     dataset: str | None = None
     prompt_tokens_range_ratio: float = 0.0
     prefix_groups: int = 1
@@ -144,6 +162,8 @@ class TrafficSettings:
             arrival_queue=_bool(get(options, "arrival_queue", False)),
             trace=get(options, "trace", None) or None,
             trace_time_scale=float(get(options, "trace_time_scale", 1.0) or 1.0),
+            trace_block_tokens=int(get(options, "trace_block_tokens", MOONCAKE_BLOCK_TOKENS) or 0),
+            trace_salt=get(options, "trace_salt", None) or None,
             dataset=get(options, "dataset", None) or None,
             prompt_tokens_range_ratio=float(get(options, "prompt_tokens_range_ratio", 0.0) or 0.0),
             prefix_groups=int(get(options, "prefix_groups", 1) or 1),
@@ -157,6 +177,8 @@ class TrafficSettings:
             self.arrival_spec()
         if self.burstiness != 1.0 and self.arrival != ArrivalKind.GAMMA:
             raise ArrivalError(f"--burstiness {self.burstiness:g} applies only to --arrival gamma")
+        if self.trace_block_tokens < 1:
+            raise ArrivalError(f"--trace-block-tokens: expected an integer >= 1, got {self.trace_block_tokens}")
         if self.prefix_groups < 1:
             raise ArrivalError(f"--prefix-groups: expected an integer >= 1, got {self.prefix_groups}")
 

@@ -23,7 +23,7 @@ from loadgen.client import ClientIdentity, GenerationInterrupted, GenerationOutc
 from loadgen.datasets import DatasetRequest
 from loadgen.openloop import Ticket
 from loadgen.options import DEFAULT_HOST, Settings
-from loadgen.workloads import DATA_DIR, DEFAULT_CHARS_PER_TOKEN, PromptFitter, draw_output_tokens
+from loadgen.workloads import DATA_DIR, DEFAULT_CHARS_PER_TOKEN, PromptFitter, draw_output_tokens, unique_tag
 
 __all__ = ["LLMUser"]
 
@@ -137,6 +137,16 @@ class LLMUser(FastHttpUser):
         rows = self.runtime.dataset(path)
         self.dataset_row = rows[self.rng.randrange(len(rows))]
         return self.fresh(self.dataset_row.prompt)
+
+    def trace_prompt(self) -> str | None:
+        """A trace row with hash_ids: its prompt built from the blocks those ids name (`HashBlocks`), with a
+        fresh tail where the ids cover less than input_length; None for any other request."""
+        ticket = self.arrival()
+        if ticket is None or ticket.row is None or not ticket.row.hash_ids:
+            return None
+        blocks = self.runtime.hash_blocks(self.llm, self._model_or_none(), self.texts())
+        tail = unique_tag() if self.settings.unique_prompts else ""
+        return blocks.prompt(ticket.row.hash_ids, ticket.row.input_length, tail)
 
     def texts(self) -> list[str]:
         self.arrival()

@@ -21,8 +21,10 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_CHARS_PER_TOKEN",
     "FOLLOW_UPS",
+    "MOONCAKE_BLOCK_TOKENS",
     "PROMPT_SHAPES",
     "SUMMARIZE_INSTRUCTION",
+    "HashBlocks",
     "PromptFitter",
     "PromptShape",
     "WorkloadError",
@@ -39,6 +41,7 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CHARS_PER_TOKEN = 4.0
+MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash id in Mooncake's traces
 
 # Second and later turns of a multi-turn chat ask about the previous answer.
 FOLLOW_UPS = (
@@ -220,3 +223,36 @@ class PromptShape:
     def apply(self, text: str) -> str:
         prefix = self.shared_prefixes[secrets.randbelow(len(self.shared_prefixes))] if self.shared_prefixes else ""
         return f"{prefix}{unique_tag() if self.unique else ''}{text}"
+
+
+@dataclass(frozen=True)
+class HashBlocks:
+    """Prompts from a trace row's `hash_ids` (Mooncake's format: each id names one block of the prompt).
+
+    A block's text depends only on its id (and the run's salt): it starts with a marker naming the id, then
+    source text cut to `fitter.target_tokens`. So rows whose first k ids are equal send prompts whose first
+    k blocks are identical — a prefix cache sees exactly the sharing the trace records — and the prompts
+    part within the next block's marker. Deterministic, so every process builds the same block for an id.
+    """
+
+    texts: tuple[str, ...]
+    fitter: PromptFitter  # target_tokens: tokens per block
+    salt: str = ""
+
+    def block(self, hash_id: int) -> str:
+        start = hash_id % len(self.texts)
+        rotated = [*self.texts[start:], *self.texts[:start]]
+        marker = f"[{hash_id}{'#' + self.salt if self.salt else ''}] "
+        return self.fitter.fit(marker + rotated[0], rotated[1:] or rotated) + "\n"
+
+    def prompt(self, hash_ids: tuple[int, ...], input_tokens: int, tail: str = "") -> str:
+        """The blocks of `hash_ids` cut to about `input_tokens` tokens (a last, partial block is a prefix of
+        the full one). Where the ids cover fewer tokens, `tail` (a fresh, unshared text) and source text
+        fill the rest."""
+        ratio = self.fitter.chars_per_token
+        want = PromptFitter(input_tokens, ratio).target_chars
+        shared = "".join(self.block(h) for h in hash_ids)
+        if len(shared) >= want:
+            return shared[:want]
+        rest = PromptFitter(max(1, round((want - len(shared)) / ratio)), ratio)
+        return shared + rest.fit(tail + self.texts[0], list(self.texts))

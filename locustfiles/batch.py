@@ -19,9 +19,10 @@ class BatchSummarizeUser(LLMUser):
     default_source = PROMPT_SHAPES["batch"].default_source
 
     def next_prompt(self) -> Prompt:
-        from_dataset = self.dataset_prompt()  # --dataset rows are whole prompts
-        if from_dataset is not None:
-            return from_dataset
+        # a trace row's shared blocks and --dataset rows are whole prompts
+        whole = self.trace_prompt() or self.dataset_prompt()
+        if whole is not None:
+            return whole
         docs = self.texts()
         doc = docs[self.rng.randrange(len(docs))]
         fitter = self.fitter()

@@ -25,6 +25,10 @@ class ChatUser(LLMUser):
         turns_done = len(self.history) // 2
         if not self.history or turns_done >= self.settings.chat_turns:
             self.history = []
+            from_trace = self.trace_prompt()  # a trace row's shared blocks are the whole prompt
+            if from_trace is not None:
+                self.follow_ups = []
+                return [{"role": "user", "content": from_trace}]
             from_dataset = self.dataset_prompt()
             if from_dataset is not None:
                 self.follow_ups = list(self.dataset_row.follow_ups) if self.dataset_row else []

@@ -220,3 +220,49 @@ def test_workers_drops_reach_the_masters_files(simulator_factory, tmp_path: Path
     assert len(found) == 2
     assert sum(s["dropped"] for s in found) == len(drops(run)) > 0
     assert sum(s["scheduled"] for s in found) == len(run.requests()) + len(drops(run))
+
+
+def _hash_trace(path: Path, hash_ids: list[list[int]], block_tokens: int) -> None:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"timestamp": 100 * i, "input_length": block_tokens * len(ids), "output_length": 3 + i, "hash_ids": ids}
+            )
+            + "\n"
+            for i, ids in enumerate(hash_ids)
+        )
+    )
+
+
+def test_a_trace_split_across_processes_sends_every_row_once_shares_its_hash_blocks_and_ends(
+    simulator_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_distributed import _free_port
+    from tests.integration.test_prompt_reuse import prefix_cache
+
+    sim = simulator_factory(*FIXED)
+    port = str(_free_port())  # the master's port: not Locust's default, which another run may hold
+    two = ("--processes", "2", "--master-bind-port", port, "--master-port", port)
+    block = 32
+    # rows i and i+3 share their first two blocks (group i % 3) and go to different processes (i % 2)
+    shared = [[100 * (i % 3) + 1, 100 * (i % 3) + 2, 1000 + i] for i in range(12)]
+    trace = tmp_path / "shared.jsonl"
+    _hash_trace(trace, shared, block)
+    args = (*two, "--trace", str(trace), "--trace-block-tokens", str(block))
+    run = run_locust(tmp_path, "batch.py", sim.url, *args, users=4, run_time="60s", name="hashes")
+    assert run.proc.returncode == 0, run.output[-3000:]
+    assert "trace replayed: 12 arrivals, 0 dropped" in run.output  # the master ended the run, not -t
+    reqs = run.requests()
+    assert sorted(reqs.max_new_tokens) == [3 + i for i in range(12)] and reqs.success.all()
+    assert reqs.worker_id.nunique() == 2
+    hits, queries = prefix_cache(sim.url)
+    assert queries == reqs.prompt_tokens.sum()
+    # the 9 rows after their group's first find its two blocks cached (whole 16-token blocks of them)
+    assert hits >= 9 * (2 * block - 16), (hits, queries)
+
+    distinct = tmp_path / "distinct.jsonl"
+    _hash_trace(distinct, [[2000 + 3 * i, 2001 + 3 * i, 2002 + 3 * i] for i in range(12)], block)
+    args = (*two, "--trace", str(distinct), "--trace-block-tokens", str(block))
+    again = run_locust(tmp_path, "batch.py", sim.url, *args, users=4, run_time="60s", name="distinct")
+    assert again.proc.returncode == 0, again.output[-3000:]
+    assert prefix_cache(sim.url)[0] == hits  # no two rows share an id: nothing is served from cache

@@ -202,7 +202,6 @@ class SteadySpec:
 
 def write_steady_cell(cell_dir: Path, label: str, workload: str, spec: SteadySpec, duration_s: float = 60.0) -> None:
     """A cell long enough to judge: throughput ≈ users × tokens / e2e, p95 ≈ e2e × (1 + 1.645 × 0.1)."""
-    tokens = TOKENS[workload]
     rng = np.random.default_rng(spec.seed)
     starts, e2es, ttfts, users = [], [], [], []
     for u in range(spec.users):
@@ -215,10 +214,29 @@ def write_steady_cell(cell_dir: Path, label: str, workload: str, spec: SteadySpe
             users.append(u)
             t += e2e / 1000.0
     write_cell(cell_dir, label, workload, spec.users, CellSpec(len(starts), spec.e2e_ms, spec.ttft_ms))
-    start, e2e_a, ttft_a = T0 + np.array(starts), np.array(e2es), np.array(ttfts)
-    requests = pd.read_csv(cell_dir / "locust_requests_host-1.csv").iloc[0:0].reindex(range(len(starts)))
+    sent = _Sent(np.array(starts), np.array(e2es), np.array(ttfts), np.array(users))
+    _rewrite_requests(cell_dir, label, workload, spec.users, sent, duration_s)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """Requests of a synthetic cell: send offsets (s from T0), latencies, users, open-loop schedule."""
+
+    starts_s: np.ndarray
+    e2e_ms: np.ndarray
+    ttft_ms: np.ndarray
+    users: np.ndarray
+    scheduled_s: np.ndarray | None = None
+
+
+def _rewrite_requests(cell_dir: Path, label: str, workload: str, users: int, sent: _Sent, duration_s: float) -> None:
+    """Replace a `write_cell` cell's request log and token traces with `sent`, and its duration."""
+    tokens = TOKENS[workload]
+    start, e2e_a, ttft_a = T0 + sent.starts_s, sent.e2e_ms, sent.ttft_ms
+    n = len(start)
+    requests = pd.read_csv(cell_dir / "locust_requests_host-1.csv").iloc[0:0].reindex(range(n))
     requests = requests.assign(
-        request_id=[f"{label}-{workload}-{spec.users}-{k}" for k in range(len(starts))],
+        request_id=[f"{label}-{workload}-{users}-{k}" for k in range(n)],
         target_label=label,
         workload=workload,
         api="completions",
@@ -237,18 +255,74 @@ def write_steady_cell(cell_dir: Path, label: str, workload: str, spec: SteadySpe
         http_status=200,
         success=1,
         error="",
-        user_id=users,
+        user_id=sent.users,
         worker_id="host-1",
     )
+    if sent.scheduled_s is not None:
+        requests = requests.assign(
+            scheduled_wall_s=T0 + sent.scheduled_s, schedule_lag_ms=(sent.starts_s - sent.scheduled_s) * 1000.0
+        )
     requests.to_csv(cell_dir / "locust_requests_host-1.csv", index=False)
     arrivals = [" ".join(f"{a:.3f}" for a in np.linspace(t, e, tokens)) for t, e in zip(ttft_a, e2e_a, strict=True)]
     pd.DataFrame({"request_id": requests["request_id"], "arrivals_ms": arrivals, "counts": ""}).to_csv(
         cell_dir / "locust_tokens_host-1.csv", index=False
     )
     meta = json.loads((cell_dir / "metadata.json").read_text())
-    meta.update(duration_s=duration_s, server_token_delta={"generation": len(starts) * tokens, "prompt": 0})
-    meta["users"] = spec.users
+    meta.update(duration_s=duration_s, server_token_delta={"generation": n * tokens, "prompt": 0})
+    meta["users"] = users
     (cell_dir / "metadata.json").write_text(json.dumps(meta))
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """An open-loop cell: Poisson arrivals at `rate_per_s` over a pool of `users`, latencies ±10 % around
+    `e2e_ms`, every `drop_every`-th arrival dropped (0: none)."""
+
+    rate_per_s: float
+    users: int
+    e2e_ms: float
+    ttft_ms: float = 100.0
+    seed: int = 0
+    drop_every: int = 0
+
+
+def write_rate_cell(cell_dir: Path, label: str, workload: str, spec: RateSpec, duration_s: float = 60.0) -> None:
+    """An open-loop cell as a rate grid writes it: request log with schedule columns, dropped arrivals and
+    the dispatcher's summary (offered rate = `spec.rate_per_s`)."""
+    rng = np.random.default_rng(spec.seed)
+    scheduled = np.cumsum(rng.exponential(1.0 / spec.rate_per_s, int(spec.rate_per_s * duration_s * 1.5) + 10))
+    scheduled = scheduled[scheduled < duration_s]
+    dropped = np.zeros(len(scheduled), dtype=bool)
+    if spec.drop_every:
+        dropped[spec.drop_every - 1 :: spec.drop_every] = True
+    kept = scheduled[~dropped]
+    e2e = spec.e2e_ms * np.maximum(0.5, 1.0 + 0.1 * rng.standard_normal(len(kept)))
+    ttft = np.minimum(e2e / 2, spec.ttft_ms * np.maximum(0.5, 1.0 + 0.1 * rng.standard_normal(len(kept))))
+    write_cell(cell_dir, label, workload, spec.users, CellSpec(len(kept), spec.e2e_ms, spec.ttft_ms))
+    sent = _Sent(kept + 0.0002, e2e, ttft, np.arange(len(kept)) % spec.users, scheduled_s=kept)
+    _rewrite_requests(cell_dir, label, workload, spec.users, sent, duration_s)
+    pd.DataFrame({"scheduled_wall_s": T0 + scheduled[dropped]}).to_csv(
+        cell_dir / "locust_drops_host-1.csv", index=False
+    )
+    summary = {"kind": "poisson", "rate_per_s": spec.rate_per_s, "total_rate_per_s": spec.rate_per_s}
+    summary |= {"burstiness": 1.0, "seed": spec.seed, "queue": False, "process_index": 0, "processes": 1}
+    summary |= {"scheduled": len(scheduled), "dropped": int(dropped.sum()), "started_wall_s": T0}
+    (cell_dir / "locust_arrivals_host-1.json").write_text(json.dumps(summary))
+    meta = json.loads((cell_dir / "metadata.json").read_text())
+    (cell_dir / "metadata.json").write_text(json.dumps(meta | {"arrival_rate": spec.rate_per_s}))
+
+
+def build_rate_run(root: Path, cells: dict[tuple[str, str], list[RateSpec]], duration_s: float = 60.0) -> Path:
+    """A rate-grid run (cells r<rate>_m<tokens>, one pool per rate) under `root`."""
+    run = root / f"{SCENARIO}-20250101T000000Z"
+    run.mkdir(parents=True)
+    labels = sorted({label for label, _ in cells})
+    (run / "scenario.toml").write_text(_scenario_toml(labels, dict.fromkeys(labels, PRICE_USD_H)))
+    for (label, workload), specs in cells.items():
+        for spec in specs:
+            name = f"r{spec.rate_per_s:g}_m{TOKENS[workload]}"
+            write_rate_cell(run / label / workload / name, label, workload, spec, duration_s)
+    return run
 
 
 def build_steady_run(root: Path, cells: dict[tuple[str, str], SteadySpec], duration_s: float = 60.0) -> Path:

@@ -9,6 +9,7 @@ import pytest
 
 from loadgen.workloads import (
     DATA_DIR,
+    HashBlocks,
     PromptFitter,
     WorkloadError,
     chars_per_token,
@@ -102,3 +103,37 @@ def test_output_tokens_are_drawn_uniformly_around_the_nominal() -> None:
     assert [draw_output_tokens(random.Random(3), 100, 0.2) for _ in range(3)] == [
         draw_output_tokens(random.Random(3), 100, 0.2) for _ in range(3)
     ]
+
+
+TEXTS = tuple(f"Document {i}: " + " ".join(f"word{i}-{k}" for k in range(400)) for i in range(5))
+
+
+def test_trace_rows_sharing_their_first_k_hash_ids_share_exactly_those_blocks() -> None:
+    blocks = HashBlocks(TEXTS, PromptFitter(64, 4.0))
+    full = 4 * 64  # tokens: four whole blocks
+    a = blocks.prompt((1, 2, 3, 4), full)
+    b = blocks.prompt((1, 2, 9, 4), full)
+    shared = blocks.block(1) + blocks.block(2)
+    assert a.startswith(shared) and b.startswith(shared)
+    # they part at the third block's marker, "[3" against "[9": nothing of block 3 or 9 is shared
+    parted_at = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    assert a[:parted_at] == shared + "["
+    assert a == blocks.prompt((1, 2, 3, 4), full) and a != blocks.prompt((5, 2, 3, 4), full)
+    # the same id in another position is the same text; different ids differ
+    assert blocks.block(4) in a and blocks.block(4) in b and blocks.block(3) != blocks.block(9)
+    assert len(blocks.block(1)) == pytest.approx(64 * 4.0, rel=0.05)
+
+
+def test_a_partial_last_block_is_a_prefix_of_the_full_one_and_uncovered_tokens_get_a_fresh_tail() -> None:
+    blocks = HashBlocks(TEXTS, PromptFitter(64, 4.0))
+    short = blocks.prompt((1, 2), 64 + 10)
+    assert short == (blocks.block(1) + blocks.block(2))[: round(74 * 4.0)]
+    long = blocks.prompt((1,), 3 * 64, tail="[tag] ")
+    assert long.startswith(blocks.block(1) + "[tag] ")
+    assert len(long) == pytest.approx(3 * 64 * 4.0, rel=0.05)
+
+
+def test_the_salt_makes_a_replays_blocks_differ_from_another_replays() -> None:
+    plain, salted = HashBlocks(TEXTS, PromptFitter(64, 4.0)), HashBlocks(TEXTS, PromptFitter(64, 4.0), salt="a1b2")
+    assert plain.block(7) != salted.block(7) and salted.block(7) == HashBlocks(TEXTS, plain.fitter, "a1b2").block(7)
+    assert salted.block(7).startswith("[7#a1b2] ")
