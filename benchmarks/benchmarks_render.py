@@ -94,6 +94,11 @@ def render(out: Path) -> str:
     pfx = _load(out, "vllm_prefix_cache.json")
     if pfx:
         lines += _prefix_cache(pfx)
+    peer = _load(out, "vllm_peer_check.json")
+    if peer:
+        from vllm_prefix_cache import render_peer_check  # type: ignore[import-not-found]
+
+        lines += render_peer_check(peer)
     wif = _load(out, "sim_whatif.json")
     if wif:
         lines += whatif_section(wif)

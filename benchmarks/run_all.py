@@ -14,6 +14,8 @@
 7. Real vLLM with prefix caching on (its default): our batch user vs `vllm bench serve` at the same
    lengths, and the prefix-cache hit rate each gets (benchmarks/vllm_prefix_cache.py; needs .venv-vllm).
 8. What-if projections: RTX cells projected onto A100/H100 vs simulated A100/H100 (benchmarks/sim_whatif.py).
+10. Real vLLM peer check (`--only vllm_peer`): our batch user vs `vllm bench serve`, 8 users, ~165-token
+   prompts, 64-192 output tokens, four alternating attempts (benchmarks/vllm_prefix_cache.py --no-resend).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,...,whatif]
     .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
@@ -529,7 +531,9 @@ def main() -> None:
     global OUT_DIR, BEFORE_DIR
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
-    p.add_argument("--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,whatif,openloop")
+    p.add_argument(
+        "--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,vllm_peer,whatif,openloop"
+    )
     p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
@@ -597,6 +601,10 @@ def main() -> None:
         if "prefix_cache" in only and not opts.quick and VLLM_PY.exists() and TOKENIZER.exists():
             out = OUT_DIR / "vllm_prefix_cache.json"
             run_script([PY, "benchmarks/vllm_prefix_cache.py", "--json", str(out)], out)
+        if "vllm_peer" in only and not opts.quick and VLLM_PY.exists() and TOKENIZER.exists():
+            out = OUT_DIR / "vllm_peer_check.json"
+            shape = ["--doc-tokens", "128", "--duration-s", "20", "--warmup-s", "4", "--attempts", "4", "--no-resend"]
+            run_script([PY, "benchmarks/vllm_prefix_cache.py", *shape, "--json", str(out)], out)
     if not opts.quick:
         from benchmarks_render import render  # type: ignore[import-not-found]
 
