@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.tables import capacity_from_paths
 from tests.conftest import REPO
 from tests.integration.locustrun import LOCUSTFILES, generation_tokens_total, run_locust
 
@@ -134,6 +135,11 @@ def test_a_killed_worker_loss_is_counted_and_nothing_is_double_counted(simulator
     assert dead["started"] - dead["records"] == dead["lost"]
     assert summary["records"] == len(requests) and summary["lost_records"] == dead["lost"]
     assert "never reached the master" in output
+    # analysis marks the run: the loss is a named adequacy reason and a capacity column
+    (row,) = capacity_from_paths([cluster.prefix]).to_dict("records")
+    assert row["records_lost"] == dead["lost"] and row["adequate"] is False
+    reason = f"records lost: {dead['lost']} of {dead['started']} from worker {dead['identity']['tag']}"
+    assert reason in row["adequacy"], row["adequacy"]
 
 
 def test_processes_ship_records_to_the_master(simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
