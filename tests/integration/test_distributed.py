@@ -17,17 +17,11 @@ import pytest
 
 from analysis.tables import capacity_from_paths
 from tests.conftest import REPO
-from tests.integration.locustrun import LOCUSTFILES, generation_tokens_total, run_locust
+from tests.integration.locustrun import LOCUSTFILES, free_port, generation_tokens_total, run_locust
 
 pytestmark = pytest.mark.slow
 
 FAST = ("--fixed-ttft-ms", "30", "--fixed-itl-ms", "5")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _requests(prefix: Path) -> pd.DataFrame:
@@ -45,7 +39,7 @@ class Cluster:
 
     def __init__(self, tmp_path: Path, host: str, workers: int, users: int, run_time: str) -> None:
         self.prefix = tmp_path / "run"
-        self.port = _free_port()
+        self.port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "batch.py")]
         self.logs = [open(tmp_path / f"p{i}.log", "w") for i in range(workers + 1)]  # noqa: SIM115
@@ -167,6 +161,7 @@ request_timeout_s = 30
 expect_workers = 2
 master_bind_host = "127.0.0.1"
 master_bind_port = {port}
+workers_wait_s = {wait_s}
 
 [[targets]]
 label = "SIM"
@@ -209,20 +204,26 @@ def _stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(timeout=10)
 
 
+def _grid(scenario: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", "grid", str(scenario), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
 def _distributed_grid(tmp_path: Path, url: str, concurrency: list[int], max_new_tokens: list[int]) -> list[Path]:
     """A [distributed] grid whose two workers run in supervisor loops; returns its cell directories."""
-    port = _free_port()
+    port = free_port()
     scenario = tmp_path / "dist.toml"
-    scenario.write_text(GRID.format(port=port, url=url, concurrency=concurrency, max_new_tokens=max_new_tokens))
+    scenario.write_text(
+        GRID.format(port=port, url=url, concurrency=concurrency, max_new_tokens=max_new_tokens, wait_s=60)
+    )
     loops = _worker_loops(tmp_path, port, 2)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "loadgen", "grid", str(scenario), "--out", str(tmp_path / "runs")],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
+        done = _grid(scenario, tmp_path / "runs")
     finally:
         _stop_groups(loops)
     logs = "\n".join((tmp_path / f"loop{i}.log").read_text()[-2000:] for i in range(2))
@@ -274,3 +275,14 @@ def test_a_worker_rejoining_while_a_master_quits_joins_the_next(simulator_factor
     turned_away = log.split(" connected while this master quits")[0].rsplit("worker ", 1)[-1]
     assert turned_away in {w["node_id"] for w in late["workers"]}
     assert late["records"] == len(_requests(second / "locust")) and late["lost_records"] == 0
+
+
+def test_a_cell_whose_workers_never_join_fails_saying_so(simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sim = simulator_factory(*FAST)
+    scenario = tmp_path / "alone.toml"
+    scenario.write_text(GRID.format(port=free_port(), url=sim.url, concurrency=[2], max_new_tokens=[8], wait_s=2))
+    done = _grid(scenario, tmp_path / "runs")
+    (meta_path,) = (tmp_path / "runs").rglob("metadata.json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["status"] == "failed" and not (meta_path.parent / "COMPLETE").exists(), done.stderr[-2000:]
+    assert "the master gave up waiting for its workers" in done.stderr, done.stderr[-2000:]
