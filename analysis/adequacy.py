@@ -102,6 +102,9 @@ def reasons(row: Mapping[Any, Any], th: AdequacyThresholds = DEFAULT_THRESHOLDS)
             f"server usage counts suspect in {int(suspect)} request(s): above max_tokens or fewer than the "
             "token events (tokens counted from events instead)"
         )
+    lost_detail = row.get("records_lost_detail")
+    if isinstance(lost_detail, str) and lost_detail:
+        out.append(f"records lost: {lost_detail}")
     hit = _f(row.get("prefix_cache_hit_rate"))
     if hit > th.max_prefix_cache_hit_rate and row.get("prefix_sharing") is not True:
         out.append(

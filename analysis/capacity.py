@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.adequacy import DEFAULT_THRESHOLDS, AdequacyThresholds, judge_adequacy
+from analysis.delivery import DELIVERY_COLUMNS, delivery_row
 from analysis.openloop import OPEN_LOOP_COLUMNS, open_loop_row
 from analysis.traces import ids_in, pooled_itl_ms
 from analysis.uncertainty import CellCI, cell_ci, completion_sync, tokens_per_bin
@@ -90,6 +91,7 @@ CAPACITY_COLUMNS = [
     "suspect_token_requests",
     "prefix_cache_hit_rate",
     "prefix_sharing",
+    *DELIVERY_COLUMNS,
     *OPEN_LOOP_COLUMNS,
     "adequate",
     "adequacy",
@@ -110,6 +112,7 @@ class CellData:
     locust_history: pd.DataFrame = field(default_factory=pd.DataFrame)
     drops: pd.DataFrame = field(default_factory=pd.DataFrame)  # open loop: dropped arrivals
     arrivals: list[dict[str, Any]] = field(default_factory=list)  # open loop: each process's dispatcher summary
+    delivery: dict[str, Any] = field(default_factory=dict)  # distributed: the master's PREFIX_workers.json
 
 
 def window_bounds(requests: pd.DataFrame, warmup_s: float, duration_s: float | None) -> tuple[float, float]:
@@ -381,6 +384,7 @@ def cell_row(cell: CellData) -> dict[str, Any]:
     row.update(_key(cell, cell.requests))
     row.update(warmup_s=float(cell.metadata.get("warmup_s", math.nan)), ramp_s=_ramp_s(cell.metadata))
     row.update(_prefix_cache(cell.metadata))
+    row.update(delivery_row(cell.delivery))
     if not cell.requests.empty:
         ws, we = cell_window(cell)
         if we - ws <= 0:

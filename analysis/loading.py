@@ -23,6 +23,7 @@ from runformat.layout import (
     LLM_STATS_SUFFIX,
     METADATA_FILE,
     RecordKind,
+    workers_file,
 )
 from runformat.records import CLIENT_SCHEMA, DROP_SCHEMA, REQUEST_SCHEMA, TOKEN_SCHEMA
 
@@ -35,6 +36,7 @@ __all__ = [
     "find_cells",
     "read_arrivals",
     "read_client_health",
+    "read_delivery",
     "read_drops",
     "read_locust_history",
     "read_locust_stats",
@@ -272,6 +274,22 @@ def read_arrivals(cell: CellFiles) -> list[dict[str, Any]]:
             raise InputError(f"{path}: expected a JSON object")
         out.append(data)
     return out
+
+
+def read_delivery(cell: CellFiles) -> dict[str, Any]:
+    """A distributed run's record delivery: the master's PREFIX_workers.json, else the copy a grid cell's
+    metadata keeps (`record_delivery`); {} for a run that was not distributed."""
+    path = workers_file(cell.prefix)
+    if not path.exists():
+        delivery = cell.metadata.get("record_delivery")
+        return delivery if isinstance(delivery, dict) else {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable record delivery ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("workers"), list):
+        raise InputError(f"{path}: expected a JSON object with a 'workers' list")
+    return data
 
 
 def read_client_health(cell: CellFiles) -> pd.DataFrame:

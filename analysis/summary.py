@@ -228,6 +228,7 @@ def _kind(reason: str) -> str:
         ("cell status", "status"),
         ("server prefix-cache", "prefix cache"),
         ("closed-loop waves", "waves"),
+        ("records lost", "records lost"),
     ):
         if reason.startswith(prefix):
             return kind

@@ -16,6 +16,7 @@ from analysis.loading import (
     find_cells,
     read_arrivals,
     read_client_health,
+    read_delivery,
     read_drops,
     read_locust_history,
     read_locust_stats,
@@ -53,6 +54,7 @@ def _load(cell: CellFiles) -> CellData:
         locust_history=read_locust_history(cell),
         drops=read_drops(cell),
         arrivals=read_arrivals(cell),
+        delivery=read_delivery(cell),
     )
 
 

@@ -107,6 +107,11 @@ def render(out: Path) -> str:
         from open_loop_truth import render_section  # type: ignore[import-not-found]
 
         lines += render_section(olt)
+    mcap = _load(out, "master_capacity.json")
+    if mcap:
+        from master_capacity import render_section as master_section  # type: ignore[import-not-found]
+
+        lines += master_section(mcap)
     if cap and cap.get("profiles"):
         lines += ["## Profiles (py-spy, the limit)", ""]
         for kind, text in cap["profiles"].items():

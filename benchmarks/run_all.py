@@ -16,6 +16,7 @@
 8. What-if projections: RTX cells projected onto A100/H100 vs simulated A100/H100 (benchmarks/sim_whatif.py).
 10. Real vLLM peer check (`--only vllm_peer`): our batch user vs `vllm bench serve`, 8 users, ~165-token
    prompts, 64-192 output tokens, four alternating attempts (benchmarks/vllm_prefix_cache.py --no-resend).
+11. Distributed runs: the master's CPU and bytes per record, streams per master (benchmarks/master_capacity.py).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,...,whatif]
     .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
@@ -532,7 +533,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds): checks the machinery only")
     p.add_argument(
-        "--only", default="capacity,firehose,analysis,simulator,coverage,prefix_cache,vllm_peer,whatif,openloop"
+        "--only",
+        default="capacity,firehose,analysis,simulator,coverage,prefix_cache,vllm_peer,whatif,openloop,master",
     )
     p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
@@ -598,6 +600,10 @@ def main() -> None:
                 [PY, "benchmarks/open_loop_truth.py", "--duration-s", "8" if opts.quick else "60", "--json", str(out)],
                 out,
             )
+        if "master" in only:
+            out = OUT_DIR / f"master_capacity{suffix}.json"
+            size = ["--streams", "4,8", "--tokens", "20", "--settle-s", "1", "--window-s", "2"] if opts.quick else []
+            run_script([PY, "benchmarks/master_capacity.py", *size, "--json", str(out)], out)
         if "prefix_cache" in only and not opts.quick and VLLM_PY.exists() and TOKENIZER.exists():
             out = OUT_DIR / "vllm_prefix_cache.json"
             run_script([PY, "benchmarks/vllm_prefix_cache.py", "--json", str(out)], out)

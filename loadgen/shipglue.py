@@ -70,11 +70,33 @@ def install_master(runner: MasterRunner, prefix: str, emit_lag: bool) -> RecordC
         runner.send_message(ACK_MESSAGE, {"seq": seq}, client_id=msg.node_id)
 
     runner.register_message(MESSAGE, on_batch)
+    quitting = False
+
+    # A worker restarted by its supervisor for the next cell can reach this master while it waits for the
+    # other workers' last batches. Acknowledged, it would count as this cell's worker, hold the quit up, and
+    # then take itself for connected and ignore the next master until Locust's 60 s heartbeat timeout. Left
+    # unanswered, it asks again every 5 s, and one of those asks reaches the next master.
+    handle_message = runner.handle_message
+
+    def turn_away_late_workers(client_id: str, msg: Any) -> None:
+        if quitting and msg.type == "client_ready" and client_id not in runner.clients:
+            logger.info("worker %s connected while this master quits: left to join the next master", client_id)
+            return
+        handle_message(client_id, msg)
+
+    runner.handle_message = turn_away_late_workers  # type: ignore[method-assign]
 
     # Locust's MasterRunner.quit sends `quit`, sleeps 0.5 s and kills the loop that receives messages: a
     # worker stopping many streams may need longer to ship its last records. Same steps, waiting until
-    # every live worker's final batch is in (or FINAL_WAIT_S).
+    # every live worker's final batch is in (or FINAL_WAIT_S), once: Locust calls quit again at shutdown.
+    quit_done = gevent.event.Event()
+
     def quit_after_last_batches(self: MasterRunner) -> None:
+        nonlocal quitting
+        if quitting:
+            quit_done.wait(FINAL_WAIT_S + 1.0)
+            return
+        quitting = True
         self.stop(send_stop_to_client=False)
         for client in self.clients.all:
             self.server.send_to_client(_quit_message(client.id))
@@ -86,6 +108,7 @@ def install_master(runner: MasterRunner, prefix: str, emit_lag: bool) -> RecordC
             names = ", ".join(sorted(waiting))
             logger.error("no last record batch from worker(s) %s after %.0f s", names, FINAL_WAIT_S)
         gevent.sleep(0.2)  # the workers' final stats reports
+        quit_done.set()
         self.greenlet.kill(block=True)
 
     runner.quit = types.MethodType(quit_after_last_batches, runner)  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -108,11 +109,26 @@ def completed_requests(cell_dir: Path) -> int:
     return count
 
 
+GAVE_UP_ON_WORKERS = "Gave up waiting for workers to connect"  # Locust's master, past --expect-workers-max-wait
+
+
+def _tail(log: Path, size: int = 16384) -> str:
+    try:
+        with log.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(fh.tell() - size, 0))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def cell_verdict(interrupted: bool, exit_code: int, completed: int, log: Path) -> tuple[CellStatus, str]:
     """(status, detail) of a finished cell: a cell in which no request completed measured nothing."""
     if interrupted:
         return CellStatus.INTERRUPTED, "stopped by Ctrl-C"
     if exit_code != 0:
+        if GAVE_UP_ON_WORKERS in _tail(log):
+            return CellStatus.FAILED, f"the master gave up waiting for its workers (are they running?); see {log}"
         return CellStatus.FAILED, f"locust exited {exit_code}; see {log}"
     if completed == 0:
         return CellStatus.FAILED, f"no request completed; see the errors in the request log and {log}"
@@ -131,8 +147,12 @@ def resolve_locustfile(name: str) -> Path:
     raise ScenarioError(f"locustfile '{name}' not found (looked in {Path.cwd()} and {PROJECT_ROOT})")
 
 
-def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -> list[str]:
-    """The exact headless Locust command of a cell (recorded in its metadata)."""
+def locust_command(
+    scenario: Scenario, cell: Cell, cell_dir: Path, model: str, local_port: int | None = None
+) -> list[str]:
+    """The exact headless Locust command of a cell (recorded in its metadata). `local_port`: the port the
+    master of `--processes` and its workers meet on (Locust's default, 5557, collides with any other
+    multi-process run on the host)."""
     cmd = [
         sys.executable,
         "-m",
@@ -179,10 +199,13 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
         cmd += ["--arrival-rate", f"{cell.rate:g}"]
     if scenario.workers > 1:
         cmd += ["--processes", str(scenario.workers)]
+        if local_port is not None:
+            cmd += ["--master-bind-port", str(local_port), "--master-port", str(local_port)]
     if scenario.distributed is not None:
         d = scenario.distributed
         cmd += ["--master", "--expect-workers", str(d.expect_workers)]
         cmd += ["--master-bind-host", d.master_bind_host, "--master-bind-port", str(d.master_bind_port)]
+        cmd += ["--expect-workers-max-wait", str(d.workers_wait_s)]
     if scenario.auto_duration:  # -t above is max_duration_s, the cap
         cmd += ["--until-ci", f"{scenario.target_ci_pct:g}", "--warmup", f"{scenario.warmup_s:g}"]
         if scenario.min_duration_s:
@@ -194,6 +217,13 @@ def locust_command(scenario: Scenario, cell: Cell, cell_dir: Path, model: str) -
         else:
             cmd += [flag, str(value)]
     return cmd
+
+
+def _free_port() -> int:
+    """A loopback port free now (the master binds loopback unless told otherwise)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _git_commit() -> str | None:
@@ -348,7 +378,9 @@ class GridRunner:
         cell_dir = self.run_dir / cell.relpath
         fresh_cell_dir(self.run_dir, cell_dir)
         info = self.target_info[cell.target.label]
-        cmd = locust_command(self.scenario, cell, cell_dir, info.model)
+        cmd = locust_command(
+            self.scenario, cell, cell_dir, info.model, _free_port() if self.scenario.workers > 1 else None
+        )
         meta = cell_metadata(self.scenario, cell, info, cmd, host_facts())
         meta.update(self.extra_metadata)
         write_json_atomic(cell_dir / METADATA_FILE, meta)
@@ -393,6 +425,8 @@ class GridRunner:
     def _wait(self, cell: Cell, cell_dir: Path, scraper: MetricsScraper | None) -> int:
         assert self._child is not None
         deadline = time.monotonic() + self.scenario.duration_s + self.scenario.stop_timeout_s + 60
+        if self.scenario.distributed is not None:  # the run's clock starts once every worker has joined
+            deadline += self.scenario.distributed.workers_wait_s
         previous: tuple[float, float] | None = None
         live = LiveStatus()
         while True:

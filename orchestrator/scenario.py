@@ -125,6 +125,7 @@ class Distributed:
     expect_workers: int
     master_bind_host: str = "0.0.0.0"
     master_bind_port: int = 5557
+    workers_wait_s: int = 300  # how long a cell's master waits for all its workers before it gives up
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ _DISTRIBUTED_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "expect_workers": ((int,), True),
     "master_bind_host": ((str,), False),
     "master_bind_port": ((int,), False),
+    "workers_wait_s": ((int,), False),
 }
 
 
@@ -398,7 +400,10 @@ def _distributed(source: str, table: Any, workers: int) -> Distributed | None:
         raise ScenarioError(f"{source}: [distributed].master_bind_port: expected a TCP port, got {port}")
     if workers > 1:
         raise ScenarioError(f"{source}: [scenario].workers (local --processes) and [distributed] exclude each other")
-    return Distributed(d["expect_workers"], d.get("master_bind_host", "0.0.0.0"), port)
+    wait_s = d.get("workers_wait_s", Distributed.workers_wait_s)
+    if wait_s < 1:
+        raise ScenarioError(f"{source}: [distributed].workers_wait_s: expected whole seconds >= 1, got {wait_s}")
+    return Distributed(d["expect_workers"], d.get("master_bind_host", "0.0.0.0"), port, wait_s)
 
 
 def _auto_duration(source: str, sc: dict[str, Any]) -> tuple[bool, float | None, float]:

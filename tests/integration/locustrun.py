@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -64,6 +65,12 @@ class LocustRun:
             return list(csv.DictReader(f))
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run_locust(
     tmp_path: Path,
     locustfile: str,
@@ -77,6 +84,9 @@ def run_locust(
 ) -> LocustRun:
     """Run `locust --headless` bounded by -t and --stop-timeout, with CSVs under tmp_path/name."""
     prefix = tmp_path / name
+    if "--processes" in args and "--master-bind-port" not in args:
+        port = str(free_port())  # not Locust's default 5557: other multi-process runs on this host use it
+        args = (*args, "--master-bind-port", port, "--master-port", port)
     cmd = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / locustfile), "--headless",
         "-u", str(users), "-r", str(users), "-t", run_time, "--stop-timeout", "20",

@@ -39,3 +39,8 @@ def test_bench_driver_quick_writes_its_json(tmp_path: Path) -> None:
     assert [c["condition"] for c in coverage["conditions"]] == ["varied", "waves"]
     for condition in coverage["conditions"]:
         assert condition["slices"] == 2 and condition["truth"]["throughput_tok_s"] > 0
+    master = json.loads((tmp_path / "master_capacity_quick.json").read_text())
+    assert [step["streams"] for step in master["steps"]] == [4, 8]
+    for step in master["steps"]:
+        assert step["master_exit_code"] == 0 and step["records_in_window"] > 0 and step["lost_records"] == 0
+        assert step["compressed_bytes_per_record"] > 0

@@ -11,6 +11,7 @@ import yaml
 from loadgen.options import add_arguments
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
+WORKER_LOOP = DEPLOY.parents[1] / "scripts" / "locust_worker_loop.sh"
 
 
 def _docs() -> dict[tuple[str, str], dict[str, Any]]:
@@ -97,6 +98,10 @@ def test_commands_use_only_options_locust_and_we_know() -> None:
         if kind not in ("Job", "Deployment"):
             continue
         command = doc["spec"]["template"]["spec"]["containers"][0]["command"]
+        if kind == "Deployment":  # the worker restart loop, run from the image (the Dockerfile copies the tree)
+            assert command[:2] == ["sh", "/app/scripts/locust_worker_loop.sh"] and WORKER_LOOP.is_file()
+            assert "COPY . ." in (DEPLOY / "Dockerfile").read_text()
+            command = ["locust", "--worker", *command[2:]]
         assert command[0] == "locust"
         flags = {a.split("=", 1)[0] for a in command[1:] if a.startswith("-") and not a.lstrip("-").isdigit()}
         assert flags <= known, flags - known

@@ -82,6 +82,13 @@ def test_cell_verdict(interrupted: bool, rc: int, completed: int, status: CellSt
     assert cell_verdict(interrupted, rc, completed, tmp_path / "locust.log")[0] is status
 
 
+def test_a_master_that_gave_up_on_its_workers_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "locust.log"
+    log.write_text("[2026-01-01 00:00:00,000] h/ERROR/locust.main: Gave up waiting for workers to connect\n")
+    status, detail = cell_verdict(False, 1, 0, log)
+    assert status is CellStatus.FAILED and "gave up waiting for its workers" in detail and str(log) in detail
+
+
 def test_run_cell_writes_metadata_then_the_marker(tmp_path: Path) -> None:
     runner = _runner(tmp_path, fake_locust(successes=5))
     cell = expand(runner.scenario)[0]

@@ -225,10 +225,13 @@ def test_distributed_cells_are_master_runs_that_wait_for_their_workers(tmp_path:
     cmd = locust_command(scenario, expand(scenario)[0], tmp_path, "m")
     joined = " ".join(cmd)
     assert "--master --expect-workers 3 --master-bind-host 10.0.0.5 --master-bind-port 6000" in joined
+    assert "--expect-workers-max-wait 300" in joined  # a cell whose workers never come fails, it does not hang
     assert "--processes" not in cmd
     default = scenario_from_text(MINIMAL + "\n[distributed]\nexpect_workers = 2\n", "s.toml", "s")
     assert default.distributed is not None
     assert (default.distributed.master_bind_host, default.distributed.master_bind_port) == ("0.0.0.0", 5557)
+    patient = scenario_from_text(MINIMAL + "\n[distributed]\nexpect_workers = 2\nworkers_wait_s = 900\n", "s.toml", "s")
+    assert "--expect-workers-max-wait 900" in " ".join(locust_command(patient, expand(patient)[0], tmp_path, "m"))
 
 
 @pytest.mark.parametrize(
@@ -238,6 +241,7 @@ def test_distributed_cells_are_master_runs_that_wait_for_their_workers(tmp_path:
         ("[distributed]\nexpect_workers = 0\n", "expect_workers: expected an integer >= 1"),
         ("[distributed]\nexpect_workers = 2\nmaster_bind_port = 70000\n", "expected a TCP port"),
         ("[distributed]\nexpect_workers = 2\nhosts = 3\n", "unknown key"),
+        ("[distributed]\nexpect_workers = 2\nworkers_wait_s = 0\n", "workers_wait_s: expected whole seconds >= 1"),
     ],
 )
 def test_distributed_errors(table: str, message: str) -> None:
@@ -249,3 +253,12 @@ def test_distributed_excludes_local_processes() -> None:
     text = MINIMAL.replace("warmup_s = 2", "warmup_s = 2\nworkers = 2") + "\n[distributed]\nexpect_workers = 2\n"
     with pytest.raises(ScenarioError, match="exclude each other"):
         scenario_from_text(text, "s.toml", "s")
+
+
+def test_local_processes_meet_on_the_port_the_grid_picked(tmp_path: Path) -> None:
+    from orchestrator.grid import locust_command
+
+    sc = scenario_from_text(MINIMAL.replace("warmup_s = 2", "warmup_s = 2\nworkers = 2"), "s.toml", "s")
+    cmd = " ".join(locust_command(sc, expand(sc)[0], tmp_path, "m", local_port=41234))
+    assert "--processes 2 --master-bind-port 41234 --master-port 41234" in cmd
+    assert "--master-port" not in locust_command(sc, expand(sc)[0], tmp_path, "m")  # dry run: no port yet
