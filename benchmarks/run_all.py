@@ -587,7 +587,11 @@ def main() -> None:
     only = set(opts.only.split(","))
     available = ["ours", "naive"] + (["vllm"] if VLLM_PY.exists() and TOKENIZER.exists() and not opts.quick else [])
     missing = {n: "not installed: make bench-peers" for n, peer in peers.PEERS.items() if not peer.installed()}
-    available += [n for n in peers.PEERS if n not in missing and TOKENIZER.exists() and not opts.quick]
+    if not TOKENIZER.exists():
+        missing = dict.fromkeys(peers.PEERS, f"no tokenizer at {TOKENIZER}: make vllm-setup")
+    if opts.quick:
+        missing = {}  # the tiny configuration leaves the peers out, like `vllm bench serve`
+    available += [n for n in peers.PEERS if n not in missing and not opts.quick]
     clients = opts.clients.split(",") if opts.clients else [c for c in CLIENTS if c in available]
     unknown = [c for c in clients if c not in CLIENTS and c != "before"]
     if unknown:
@@ -604,7 +608,7 @@ def main() -> None:
                 "load_average_start": loadavg(), "quick": opts.quick, "command": " ".join(sys.argv)}  # fmt: skip
         if "capacity" in only:
             data = run_capacity(opts, clients) | {"meta": meta}
-            data["setup"]["clients_missing"] = {n: why for n, why in missing.items() if not opts.quick}
+            data["setup"]["clients_missing"] = missing
             _write(OUT_DIR / f"loadgen_capacity{suffix}.json", data)
         if "firehose" in only:
             data = run_firehose(opts, clients) | {"meta": meta}
