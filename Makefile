@@ -12,7 +12,7 @@ TARGETS ?= sim
 PORTS ?= 8000 8001
 
 .PHONY: vllm-setup vllm-targets vllm-stop
-.PHONY: setup test lint format sim demo clean bench grid report
+.PHONY: setup test lint format sim demo clean bench bench-peers grid report
 
 setup: $(STAMP)
 
@@ -70,11 +70,16 @@ report: setup
 	$(PY) -m analysis report "$$run"
 
 # Speed and capacity figures (never timed tests): JSON under reports/bench/, summarised in BENCHMARKS.md.
-# Load generator vs `vllm bench serve` and a naive Locust user, timing truth, client cost, analysis, simulator
-# (about 10 minutes; BENCH_ARGS=--quick checks the machinery in seconds without touching BENCHMARKS.md).
-bench: setup vllm-setup
+# Load generator vs `vllm bench serve`, GuideLLM, AIPerf and a naive Locust user, timing truth, client cost,
+# analysis, simulator (BENCH_ARGS=--quick checks the machinery in seconds without touching BENCHMARKS.md).
+bench: setup vllm-setup bench-peers
 	@mkdir -p reports/bench
 	$(PY) benchmarks/run_all.py --profile $(BENCH_ARGS)
+
+# GuideLLM and AIPerf, each in its own venv under .cache/peers/ (minutes the first time; a failed install is
+# reported and left out of make bench).
+bench-peers: setup
+	$(PY) benchmarks/peers.py setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

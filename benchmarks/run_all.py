@@ -2,8 +2,9 @@
 
 1. Load-generator capacity at realistic pacing: the simulator in fixed-timing mode (one token per stream
    every 20 ms) pinned to CPU 1, each client pinned to CPU 0, for our Locust user (locustfiles/batch.py),
-   `vllm bench serve` (benchmarks/vllm_peer.py, from .venv-vllm) and a naive Locust user
-   (benchmarks/naive_locustfile.py), alternating at each stream count. Events per client CPU-second come
+   `vllm bench serve` (benchmarks/vllm_peer.py, from .venv-vllm), GuideLLM and AIPerf (benchmarks/peers.py,
+   from their venvs under .cache/peers) and a naive Locust user (benchmarks/naive_locustfile.py),
+   alternating at each stream count. Events per client CPU-second come
    from the server's token counter over a steady window divided by the client's CPU time in it. Plus the
    firehose figure (simulator --firehose).
 2. Timing truth: the same runs (TTFT 200 ms, ITL 20 ms): client delay (client arrival − `sim_emit_ns`)
@@ -51,18 +52,21 @@ import psutil
 from runformat.batchmeans import percentile
 from simulator.launch import start_simulator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # benchmarks/peers.py
+
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "reports" / "bench"
 VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"
 TOKENIZER = REPO / ".cache" / "tinymodels" / "tiny-llama-bf16"
 PY = sys.executable
-CLIENTS = ("ours", "vllm", "naive")
+CLIENTS = ("ours", "vllm", "guidellm", "aiperf", "naive")
 CLIENT_NAMES = {
     "before": "our Locust user from --before DIR",
     "ours": "our Locust user (locustfiles/batch.py)",
     "vllm": "`vllm bench serve`",
     "naive": "naive Locust user (readline + json.loads)",
-}
+} | {name: peer.title for name, peer in peers.PEERS.items()}
 PROMPT_TOKENS = 256
 BEFORE_DIR = REPO
 
@@ -138,8 +142,16 @@ class Sim:
 
 
 def client_cmd(
-    kind: str, sim: Sim, streams: int, tokens: int, work: Path, ramp_s: float, request_s: float
+    kind: str,
+    sim: Sim,
+    streams: int,
+    tokens: int,
+    work: Path,
+    ramp_s: float,
+    request_s: float,
+    measured_s: float = 60.0,
 ) -> tuple[list[str], dict]:
+    """`measured_s`: how long the client must keep going once every stream runs (settle + window)."""
     env = dict(os.environ)
     # Users start over ramp_s. `vllm bench serve` issues requests at this rate (Poisson) behind its
     # --max-concurrency; at twice streams/request duration its concurrency stays at the cap after the ramp.
@@ -168,6 +180,11 @@ def client_cmd(
         rounds = max(4, math.ceil((ramp_s + 40.0) / request_s) + 2)
         cmd += ["--num-prompts", str(streams * rounds), "--max-concurrency", str(streams)]
         cmd += ["--request-rate", f"{rate:g}", "--disable-tqdm", "--seed", "0", "--ready-check-timeout-sec", "0"]
+    elif kind in peers.PEERS:
+        # The peer bounds its own run (its results are written when it ends): past ramp, settle and window.
+        duration_s = ramp_s + measured_s + peers.MARGIN_S
+        shape = (PROMPT_TOKENS, tokens)
+        return peers.command(kind, sim.url, sim.model, TOKENIZER, streams, shape, duration_s, work)
     else:
         raise ValueError(kind)
     return cmd, env
@@ -214,7 +231,7 @@ def measure_client(
 ) -> dict[str, Any]:
     """One client run against a running simulator; returns window figures plus raw timing samples."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
-    cmd, env = client_cmd(kind, sim, streams, tokens, work, ramp_s, request_s)
+    cmd, env = client_cmd(kind, sim, streams, tokens, work, ramp_s, request_s, settle_s + window_s)
     log = (work / "client.log").open("wb")
     # `python -m locust` puts the working directory first on sys.path: "before" must run from its own tree.
     cwd = BEFORE_DIR if kind == "before" else REPO
@@ -222,7 +239,8 @@ def measure_client(
     ps = psutil.Process(proc.pid)
     try:
         # Ramp: wait until the simulator has (nearly) every stream running; start-up and imports excluded.
-        deadline = time.monotonic() + 180
+        # The peers start several processes (GuideLLM spawns workers that import torch) on one core.
+        deadline = time.monotonic() + (600 if kind in peers.PEERS else 180)
         while sim.metrics()["num_requests_running"] < 0.98 * streams:
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
@@ -240,11 +258,17 @@ def measure_client(
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         time.sleep(window_s)
-        t1_mono = time.monotonic()
+        t1_mono, t1_wall = time.monotonic(), time.time()
         m1, c1, s1, k1 = sim.metrics(), proc_cpu_s(ps), sim.cpu_s(), proc_sys_s(ps)
         rss = proc_rss(ps)
+        processes = 1 + len(ps.children(recursive=True))
         if spy is not None:
             spy.wait(timeout=60)
+        if kind in peers.PEERS:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} at {streams} streams ended inside the window (its duration bound)")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=peers.MARGIN_S + request_s + peers.DRAIN_S)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -268,10 +292,14 @@ def measure_client(
         "events_per_client_cpu_s": r(events / cpu, 0) if cpu > 0 else None,
         "client_cpu_us_per_event": r(1e6 * cpu / events, 2) if events else None,
         "client_rss_mb": r(rss / 2**20, 1),
+        "client_processes": processes,
         "server_cpu_pct": r(100 * (s1 - s0) / wall, 1),
         "window_mono": [t0_mono, t1_mono],
     }
-    out["samples"] = collect_samples(kind, work, t0_mono, t0_wall)
+    if kind in peers.PEERS:
+        out["samples"] = peers.samples(kind, work, (t0_mono, t1_mono), (t0_wall, t1_wall))
+    else:
+        out["samples"] = collect_samples(kind, work, t0_mono, t0_wall)
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -395,7 +423,7 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
                 runs.append(res)
     if opts.profile and pyspy():
         for kind in clients:
-            if kind == "vllm":
+            if kind == "vllm" or kind in peers.PEERS:
                 continue  # its interpreter is another venv's; profiled by hand only
             streams = max(opts.streams) if opts.profile_streams is None else opts.profile_streams
             raw = OUT_DIR / f"profile_{kind}_{streams}.txt"
@@ -469,6 +497,7 @@ def _frame(frame: str) -> str:
 
 
 def run_firehose(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]:
+    clients = [c for c in clients if c not in peers.PEERS]  # sections 1-3 compare the peers; firehose does not
     pin = can_pin()
     client_cpu, server_cpu = (0, 1) if pin else (None, None)
     runs = []
@@ -536,7 +565,7 @@ def main() -> None:
         "--only",
         default="capacity,firehose,analysis,simulator,coverage,prefix_cache,vllm_peer,whatif,openloop,master",
     )
-    p.add_argument("--clients", default=None, help="comma list of ours,vllm,naive (default: all available)")
+    p.add_argument("--clients", default=None, help=f"comma list of {','.join(CLIENTS)} (default: all available)")
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--tokens", type=int, default=200)
@@ -563,7 +592,19 @@ def main() -> None:
     opts.streams = [int(s) for s in str(opts.streams).split(",")]
     only = set(opts.only.split(","))
     available = ["ours", "naive"] + (["vllm"] if VLLM_PY.exists() and TOKENIZER.exists() and not opts.quick else [])
+    missing = {n: "not installed: make bench-peers" for n, peer in peers.PEERS.items() if not peer.installed()}
+    if not TOKENIZER.exists():
+        missing = dict.fromkeys(peers.PEERS, f"no tokenizer at {TOKENIZER}: make vllm-setup")
+    if opts.quick:
+        missing = {}  # the tiny configuration leaves the peers out, like `vllm bench serve`
+    available += [n for n in peers.PEERS if n not in missing and not opts.quick]
     clients = opts.clients.split(",") if opts.clients else [c for c in CLIENTS if c in available]
+    unknown = [c for c in clients if c not in CLIENTS and c != "before"]
+    if unknown:
+        p.error(f"--clients: unknown {', '.join(unknown)}; known: {', '.join(CLIENTS)}")
+    for name in [n for n in missing if n in clients or not opts.clients]:
+        print(f"{name}: {missing[name]}; left out", file=sys.stderr)
+    clients = [c for c in clients if c not in missing]
     if opts.before is not None:
         BEFORE_DIR = opts.before.resolve()
         clients = ["before", *clients] if "before" not in clients else clients
@@ -573,6 +614,7 @@ def main() -> None:
                 "load_average_start": loadavg(), "quick": opts.quick, "command": " ".join(sys.argv)}  # fmt: skip
         if "capacity" in only:
             data = run_capacity(opts, clients) | {"meta": meta}
+            data["setup"]["clients_missing"] = missing
             _write(OUT_DIR / f"loadgen_capacity{suffix}.json", data)
         if "firehose" in only:
             data = run_firehose(opts, clients) | {"meta": meta}
@@ -624,5 +666,4 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
