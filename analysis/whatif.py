@@ -250,13 +250,12 @@ def _solve(
     fixed: np.ndarray,
     sigma: np.ndarray,
     measured_errors: bool = True,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted least squares for the `free` terms, the others at `fixed`.
 
     Covariance: the free terms' (scaled by the residuals where they exceed the inputs' errors; when no
     input has a measured error, `sd` only weighs the rows and the residuals set the scale outright), plus
-    each fixed term's σ carried through the fit's sensitivity to it. Returns θ, its covariance and the RMS
-    relative residual over the degrees of freedom.
+    each fixed term's σ carried through the fit's sensitivity to it. Returns θ and its covariance.
     """
     n = len(fixed)
     held = [j for j in range(n) if j not in free]
@@ -282,8 +281,7 @@ def _solve(
         cov[np.ix_(free, free)] = inv * scale
         sens[np.ix_(free, held)] = -inv @ af.T @ (a[:, held] * w[:, None])
     cov += sens @ np.diag(sigma**2) @ sens.T
-    rel = (y - a @ theta) / y
-    return theta, cov, float(np.sqrt(float(rel @ rel) / dof))
+    return theta, cov
 
 
 def _unidentified(theta: np.ndarray, cov: np.ndarray, free: list[int], sigma: np.ndarray) -> int | None:
@@ -311,13 +309,13 @@ def fit_target(label: str, profile: Profile, cells: list[CellObs]) -> TargetFit:
             f"target {label!r}: too few cells to fit — need completed cells at two or more concurrencies, "
             f"found {', '.join(map(str, concurrencies)) or 'none'}"
         )
-    a, y, sd, _ = _design(profile, cells)
-    y = y - a[:, 2] * profile.step_overhead_ms / 1e3
+    a, measured, sd, _ = _design(profile, cells)
+    y = measured - a[:, 2] * profile.step_overhead_ms / 1e3  # the GPU's documented overhead is an offset
     doc, sigma = _defaults(profile), _prior_sigma()
     free = [0, 1, 2, 3]
     notes: list[str] = []
     while True:
-        theta, cov, rms = _solve(a, y, sd, free, doc, sigma, any(c.has_ci for c in cells))
+        theta, cov = _solve(a, y, sd, free, doc, sigma, any(c.has_ci for c in cells))
         worst = _unidentified(theta, cov, free, sigma)
         if worst is None:
             break
@@ -331,8 +329,9 @@ def fit_target(label: str, profile: Profile, cells: list[CellObs]) -> TargetFit:
                 f"{doc[worst] * unit:g} ± {sigma[worst] * unit:g} {name}, which widens the band"
             )
     fitted = tuple(j in free for j in range(4))
-    per_step = (y - a @ theta) / a[:, 2]  # a row's constant column is its steps per token
-    rms_step = math.sqrt(float(per_step @ per_step) / max(1, len(y) - len(free)))
+    resid, dof = y - a @ theta, max(1, len(y) - len(free))
+    rel, per_step = resid / measured, resid / a[:, 2]  # a row's constant column is its steps per token
+    rms, rms_step = math.sqrt(float(rel @ rel) / dof), math.sqrt(float(per_step @ per_step) / dof)
     return TargetFit(label, profile, theta, cov, fitted, rms, cells, notes, rms_step)  # type: ignore[arg-type]
 
 
