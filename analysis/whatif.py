@@ -32,12 +32,28 @@ __all__ = [
 Z95 = 1.96
 NO_CI_REL_SE = 0.10  # a cell without a throughput CI is weighted as if it had ±10 % (1 σ)
 MIN_TPOT_REL_SE = 0.05  # TPOT p50 has no CI of its own: weighted like the cell's throughput, at least ±5 %
-MAX_REL_SE = 0.5  # a parameter known worse than ±50 % is not identified by the data: the assumption stays
+MIN_DOF_FOR_SCALE = 3  # without measured errors, residuals set the fit's scale only from this many dof
+MAX_REL_SE = 0.5  # an efficiency known worse than ±50 % is not identified by the data: the assumption stays
 WAVES_SHARE = 0.5  # completion_sync_share at or above this: the users move in lockstep (METRICS.md)
+# Host time (HTTP writes, detokenization, event-loop wake-ups, a loaded CPU) that a faster GPU does not
+# shorten: per engine step and per emitted token. Where the cells cannot pin a term down (its standard
+# error would exceed the default's σ), the default stays and its σ widens the band (docs/WHATIF.md).
+HOST_STEP_MS, HOST_STEP_SIGMA_MS = 0.5, 0.5
+HOST_TOKEN_US, HOST_TOKEN_SIGMA_US = 50.0, 50.0
+# θ = (1/bandwidth eff., 1/compute eff., host s per step, host s per emitted token): defaults and their σ
+# (the efficiencies' documented assumptions are taken as exact, as the profiles state them).
+HOST_DEFAULT = np.array([HOST_STEP_MS / 1e3, HOST_TOKEN_US / 1e6])
+HOST_SIGMA = np.array([HOST_STEP_SIGMA_MS / 1e3, HOST_TOKEN_SIGMA_US / 1e6])
 PARAMS = (
     ("bandwidth_efficiency", "achieved share of datasheet memory bandwidth (weights + KV-cache traffic)"),
     ("compute_efficiency", "achieved share of dense tensor peak (linear layers × dequant factor + attention)"),
-    ("step_overhead_ms", "fixed time per engine step (scheduling, launches, sampling)"),
+    ("host_ms_per_step", "host time per engine step beyond the GPU's documented overhead; not GPU-scaled"),
+    ("host_us_per_token", "host time per emitted token (HTTP write, detokenization); not GPU-scaled"),
+)
+GPU_OVERHEAD = (
+    "step_overhead_ms",
+    "GPU-side time per step (launches, sampling): the documented value, scaled per GPU; one GPU's cells "
+    "cannot tell it from host time per step",
 )
 
 
@@ -55,21 +71,37 @@ class CellObs:
     has_ci: bool = True
 
 
+def _defaults(profile: Profile) -> np.ndarray:
+    return np.concatenate([doc_theta(profile)[:2], HOST_DEFAULT])
+
+
+def _prior_sigma() -> np.ndarray:
+    return np.concatenate([[0.0, 0.0], HOST_SIGMA])
+
+
+def coefficients(theta: np.ndarray, profile: Profile) -> np.ndarray:
+    """Step coefficients (LoopTrace features) on `profile`: θ plus the GPU's documented per-step overhead."""
+    coef = np.asarray(theta, dtype=float).copy()
+    coef[2] += profile.step_overhead_ms / 1e3
+    return coef
+
+
 @dataclass
 class TargetFit:
-    """θ = (1/bandwidth eff., 1/compute eff., overhead s) of one target, its covariance and what was fitted."""
+    """θ of one target (see HOST_DEFAULT), its covariance (defaults' σ included) and what was fitted."""
 
     label: str
     profile: Profile
     theta: np.ndarray
     cov: np.ndarray
-    fitted: tuple[bool, bool, bool]
-    rms_rel_residual: float
+    fitted: tuple[bool, bool, bool, bool]
+    rms_rel_residual: float  # per-cell model error: RMS relative residual over the fit's degrees of freedom
     cells: list[CellObs]
     notes: list[str] = field(default_factory=list)
+    rms_step_residual_s: float = 0.0  # the same residuals as seconds per engine step (host noise stays absolute)
 
     def param_rows(self) -> list[dict[str, object]]:
-        doc = doc_theta(self.profile)
+        doc = _defaults(self.profile)
         rows = []
         for j, (name, meaning) in enumerate(PARAMS):
             se = math.sqrt(max(self.cov[j, j], 0.0))
@@ -77,20 +109,37 @@ class TargetFit:
             if j < 2:  # θ is 1/efficiency: invert, the interval flips
                 value, low, high, assumed = 1 / self.theta[j], 1 / hi, (1 / lo if lo > 0 else 1.0), 1 / doc[j]
                 low, high = max(0.0, low), min(1.0, high)
+                status = "fitted" if self.fitted[j] else "assumed (not identifiable from these cells)"
             else:
-                value, low, high, assumed = self.theta[j] * 1e3, max(0.0, lo * 1e3), hi * 1e3, doc[j] * 1e3
+                unit = 1e3 if j == 2 else 1e6
+                value, low, high, assumed = self.theta[j] * unit, max(0.0, lo * unit), hi * unit, doc[j] * unit
+                status = "fitted" if self.fitted[j] else "default ± its σ (not identifiable from these cells)"
+            show = self.fitted[j] or j >= 2  # a host default carries its σ into the band: show it
             rows.append(
                 {
                     "target_label": self.label,
                     "parameter": name,
                     "meaning": meaning,
                     "value": value,
-                    "ci95_low": low if self.fitted[j] else math.nan,
-                    "ci95_high": high if self.fitted[j] else math.nan,
+                    "ci95_low": low if show else math.nan,
+                    "ci95_high": high if show else math.nan,
                     "documented": assumed,
-                    "status": "fitted" if self.fitted[j] else "assumed (not identifiable from these cells)",
+                    "status": status,
                 }
             )
+        overhead = self.profile.step_overhead_ms
+        rows.append(
+            {
+                "target_label": self.label,
+                "parameter": GPU_OVERHEAD[0],
+                "meaning": GPU_OVERHEAD[1],
+                "value": overhead,
+                "ci95_low": math.nan,
+                "ci95_high": math.nan,
+                "documented": overhead,
+                "status": "assumed (documented)",
+            }
+        )
         return rows
 
 
@@ -194,50 +243,96 @@ def _design(profile: Profile, cells: list[CellObs]) -> tuple[np.ndarray, np.ndar
 
 
 def _solve(
-    a: np.ndarray, y: np.ndarray, sd: np.ndarray, free: list[int], fixed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
+    a: np.ndarray,
+    y: np.ndarray,
+    sd: np.ndarray,
+    free: list[int],
+    fixed: np.ndarray,
+    sigma: np.ndarray,
+    measured_errors: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares for the `free` terms, the others at `fixed`.
+
+    Covariance: the free terms' (scaled by the residuals where they exceed the inputs' errors; when no
+    input has a measured error, `sd` only weighs the rows and the residuals set the scale outright), plus
+    each fixed term's σ carried through the fit's sensitivity to it. Returns θ and its covariance.
+    """
+    n = len(fixed)
+    held = [j for j in range(n) if j not in free]
     theta = fixed.copy()
-    cov = np.zeros((3, 3))
-    rest = y - a[:, [j for j in range(3) if j not in free]] @ fixed[[j for j in range(3) if j not in free]]
     w = 1.0 / sd**2
+    sens = np.zeros((n, n))  # dθ / dθ_held
+    sens[held, held] = 1.0
+    cov = np.zeros((n, n))
+    dof = max(1, len(y) - len(free))
     if free:
         af = a[:, free]
         normal = af.T @ (af * w[:, None])
-        est = np.linalg.solve(normal, af.T @ (w * rest))
-        theta[free] = est
+        inv = np.linalg.inv(normal)
+        theta[free] = inv @ af.T @ (w * (y - a[:, held] @ fixed[held]))
         resid = (y - a @ theta) / sd
-        dof = len(y) - len(free)
-        scale = max(1.0, float(resid @ resid) / dof) if dof > 0 else 1.0
-        cov[np.ix_(free, free)] = np.linalg.inv(normal) * scale
-    rel = (y - a @ theta) / y
-    return theta, cov, float(np.sqrt(np.mean(rel**2)))
+        chi2 = float(resid @ resid) / dof
+        if len(y) <= len(free):
+            scale = 1.0
+        elif measured_errors or dof < MIN_DOF_FOR_SCALE:
+            scale = max(1.0, chi2)
+        else:
+            scale = chi2
+        cov[np.ix_(free, free)] = inv * scale
+        sens[np.ix_(free, held)] = -inv @ af.T @ (a[:, held] * w[:, None])
+    cov += sens @ np.diag(sigma**2) @ sens.T
+    return theta, cov
+
+
+def _unidentified(theta: np.ndarray, cov: np.ndarray, free: list[int], sigma: np.ndarray) -> int | None:
+    """The free term to hold at its default: out of its physical range first, then the least determined."""
+    low = [1.0, 1.0, 0.0, 0.0]
+    out = [j for j in free if theta[j] < low[j] - 1e-9]  # 1 ns of slack: exact data lands on the bound
+    if out:
+        return out[0]
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    # efficiencies: relative error over MAX_REL_SE; host terms: error over the default's own σ
+    badness = {j: (se[j] / abs(theta[j]) / MAX_REL_SE if j < 2 else se[j] / sigma[j]) for j in free}
+    worst = max(free, key=lambda j: badness[j]) if free else None
+    return worst if worst is not None and badness[worst] > 1.0 else None
 
 
 def fit_target(label: str, profile: Profile, cells: list[CellObs]) -> TargetFit:
-    """Weighted least squares for θ; a term the data cannot pin down stays at the documented assumption."""
+    """Weighted least squares for θ; a term the data cannot pin down stays at its default and says so.
+
+    The GPU's documented per-step overhead is an offset (it cannot be told apart from host time per step
+    on one GPU); host time per step and per emitted token are fitted on top of it.
+    """
     concurrencies = sorted({c.key[1] for c in cells})
     if len(concurrencies) < 2:
         raise InputError(
             f"target {label!r}: too few cells to fit — need completed cells at two or more concurrencies, "
             f"found {', '.join(map(str, concurrencies)) or 'none'}"
         )
-    a, y, sd, _ = _design(profile, cells)
-    doc = doc_theta(profile)
-    free = [0, 1, 2]
+    a, measured, sd, _ = _design(profile, cells)
+    y = measured - a[:, 2] * profile.step_overhead_ms / 1e3  # the GPU's documented overhead is an offset
+    doc, sigma = _defaults(profile), _prior_sigma()
+    free = [0, 1, 2, 3]
     notes: list[str] = []
     while True:
-        theta, cov, rms = _solve(a, y, sd, free, doc)
-        bad = [j for j in free if theta[j] < (1.0 if j < 2 else 0.0)]
-        if not bad:
-            se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-            rel = {j: se[j] / abs(theta[j]) if theta[j] else math.inf for j in free}
-            bad = [j for j in free if rel[j] > MAX_REL_SE]
-        if not bad:
+        theta, cov = _solve(a, y, sd, free, doc, sigma, any(c.has_ci for c in cells))
+        worst = _unidentified(theta, cov, free, sigma)
+        if worst is None:
             break
-        worst = bad[0] if theta[bad[0]] < (1.0 if bad[0] < 2 else 0.0) else max(bad, key=lambda j: rel[j])
         free.remove(worst)
-        notes.append(f"{PARAMS[worst][0]} is not identifiable from these cells: kept at the profile's assumption")
-    return TargetFit(label, profile, theta, cov, tuple(j in free for j in range(3)), rms, cells, notes)  # type: ignore[arg-type]
+        if worst < 2:
+            notes.append(f"{PARAMS[worst][0]} is not identifiable from these cells: kept at the profile's assumption")
+        else:
+            unit, name = (1e3, "ms") if worst == 2 else (1e6, "µs")
+            notes.append(
+                f"{PARAMS[worst][0]} is not identifiable from these cells: kept at the default "
+                f"{doc[worst] * unit:g} ± {sigma[worst] * unit:g} {name}, which widens the band"
+            )
+    fitted = tuple(j in free for j in range(4))
+    resid, dof = y - a @ theta, max(1, len(y) - len(free))
+    rel, per_step = resid / measured, resid / a[:, 2]  # a row's constant column is its steps per token
+    rms, rms_step = math.sqrt(float(rel @ rel) / dof), math.sqrt(float(per_step @ per_step) / dof)
+    return TargetFit(label, profile, theta, cov, fitted, rms, cells, notes, rms_step)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -253,21 +348,30 @@ class Projected:
 
 
 def project_cell(fit: TargetFit, cell: CellObs, target: Profile) -> Projected:
-    """One measured cell on `target` (the other GPU serving the same model): the calibrated θ carries over."""
-    scale = doc_theta(target) / doc_theta(fit.profile)
+    """One measured cell on `target` (the other GPU serving the same model).
+
+    The efficiencies' fitted ÷ documented ratios carry over; host time per step and per token carries
+    over unchanged (a faster GPU does not speed up the host); the GPU overhead is `target`'s documented one.
+    """
+    scale = np.ones(4)
+    scale[:2] = doc_theta(target)[:2] / doc_theta(fit.profile)[:2]
     theta = fit.theta * scale
     theta[:2] = np.maximum(theta[:2], 1.0)  # no efficiency above 100 %
+    coef = coefficients(theta, target)
     cov = fit.cov * np.outer(scale, scale)
     est = run_closed_loop(target, cell.work)
     work = cell.work
     if work.synchronized and work.ramp_steps:
-        step_s = float(np.median(est.tpot_features() @ theta))
+        step_s = float(np.median(est.tpot_features() @ coef))
         ramp_s = work.ramp_steps * cell.tpot_p50_ms / 1e3
         work = LoopWorkload(work.concurrency, work.prompt_tokens, work.output_tokens, True, int(ramp_s / step_s))
         est = run_closed_loop(target, work)
     g = est.s_per_token_features()
-    spt = float(g @ theta)
-    sd = math.sqrt(float(g @ cov @ g) + (fit.rms_rel_residual * spt) ** 2)
+    spt = float(g @ coef)
+    # per-cell model error: the fit's residuals, relative (a GPU-side misfit scales with the step) or as
+    # seconds per step (host noise does not shrink on a faster GPU), whichever is larger here
+    model_sd = max(fit.rms_rel_residual * spt, fit.rms_step_residual_s * float(g[2]))
+    sd = math.sqrt(float(g @ cov @ g) + model_sd**2)
     kv = cell.kv_tokens_per_seq
     if not math.isfinite(kv):
         kv = work.prompt_tokens + work.output_tokens / 2.0
@@ -277,8 +381,8 @@ def project_cell(fit: TargetFit, cell: CellObs, target: Profile) -> Projected:
         throughput_tok_s=1.0 / spt,
         throughput_low=1.0 / (spt + Z95 * sd),
         throughput_high=1.0 / (spt - Z95 * sd) if spt > Z95 * sd else math.inf,
-        tpot_p50_ms=float(np.median(est.tpot_features() @ theta)) * 1e3,
-        ttft_p50_ms=float(np.median(est.ttft_features() @ theta)) * 1e3,
+        tpot_p50_ms=float(np.median(est.tpot_features() @ coef)) * 1e3,
+        ttft_p50_ms=float(np.median(est.ttft_features() @ coef)) * 1e3,
         rel_half=Z95 * sd / spt,
         kv_max_concurrency=float(min(kv_max, target.max_num_seqs)),
         kv_limit=limit,

@@ -1,12 +1,13 @@
 """The step-time model a what-if projection runs on: a GPU profile serving a model, driven in a closed loop.
 
-The simulator's engine (vLLM-like scheduler, roofline step time) is the model. A step's time is linear
-in three efficiency terms, θ = (1 / bandwidth efficiency, 1 / compute efficiency, overhead seconds):
+The simulator's engine (vLLM-like scheduler, roofline step time) is the model, plus host time. A step's
+time is linear in four coefficients, c = (1 / bandwidth efficiency, 1 / compute efficiency, seconds per
+step, seconds per emitted token):
 
-    step_s = bytes_moved / bandwidth · θ₀ + flops / peak · θ₁ + θ₂
+    step_s = bytes_moved / bandwidth · c₀ + flops / peak · c₁ + c₂ + tokens_emitted · c₃
 
 and a closed loop with no think time schedules the same batches whatever the steps cost, so one engine
-run per cell yields features from which throughput, TPOT and TTFT are linear (or ratio) functions of θ.
+run per cell yields features from which throughput, TPOT and TTFT are linear (or ratio) functions of c.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def compose(hardware: Profile, model: Profile) -> Profile:
 
 
 def doc_theta(profile: Profile) -> np.ndarray:
-    """θ at the profile's documented assumptions."""
+    """Step coefficients at the profile's documented assumptions, without host time (the simulator's own)."""
     return np.array(
-        [1.0 / profile.bandwidth_efficiency, 1.0 / profile.compute_efficiency, profile.step_overhead_ms / 1e3]
+        [1.0 / profile.bandwidth_efficiency, 1.0 / profile.compute_efficiency, profile.step_overhead_ms / 1e3, 0.0]
     )
 
 
@@ -67,7 +68,8 @@ class LoopWorkload:
 
 @dataclass(frozen=True)
 class LoopTrace:
-    """Per-step features (steps × 3) and the steady window's requests, independent of θ.
+    """Per-step features (steps × 4: memory s, compute s, 1, tokens emitted) and the steady window's
+    requests, independent of the coefficients.
 
     `requests` rows: (send step, first-token step, finish step, output tokens); a request is sent at the
     end of step `send` (its predecessor's finish), so its TTFT spans steps send+1 … first.
@@ -78,33 +80,33 @@ class LoopTrace:
     window: tuple[int, int]  # steps [start, end)
     requests: np.ndarray
 
-    def step_s(self, theta: np.ndarray) -> np.ndarray:
-        return np.asarray(self.features @ theta, dtype=float)
+    def step_s(self, coef: np.ndarray) -> np.ndarray:
+        return np.asarray(self.features @ coef, dtype=float)
 
     def s_per_token_features(self) -> np.ndarray:
-        """g with seconds per output token in the window = g · θ (the inverse of throughput)."""
+        """g with seconds per output token in the window = g · c (the inverse of throughput)."""
         a, b = self.window
         return np.asarray(self.features[a:b].sum(axis=0) / max(1.0, float(self.tokens[a:b].sum())))
 
     def _span_features(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per request, the summed features of steps [start, end] (inclusive), via cumulative sums."""
-        cum = np.vstack([np.zeros((1, 3)), np.cumsum(self.features, axis=0)])
+        cum = np.vstack([np.zeros((1, self.features.shape[1])), np.cumsum(self.features, axis=0)])
         return np.asarray(cum[ends + 1] - cum[starts])
 
     def tpot_features(self) -> np.ndarray:
-        """Per request (rows), g with TPOT seconds = g · θ."""
+        """Per request (rows), g with TPOT seconds = g · c."""
         r = self.requests
         out = np.maximum(r[:, 3] - 1, 1)[:, None]
         return self._span_features(r[:, 1] + 1, r[:, 2]) / out
 
     def ttft_features(self) -> np.ndarray:
-        """Per request (rows), g with TTFT seconds = g · θ."""
+        """Per request (rows), g with TTFT seconds = g · c."""
         r = self.requests
         return self._span_features(r[:, 0] + 1, r[:, 1])
 
 
 def _unit(profile: Profile) -> Profile:
-    """The profile at full efficiency and no overhead: its step costs are the θ-free features."""
+    """The profile at full efficiency and no overhead: its step costs are the c-free features."""
     return dataclasses.replace(profile, bandwidth_efficiency=1.0, compute_efficiency=1.0, step_overhead_ms=0.0)
 
 
@@ -138,7 +140,7 @@ def run_closed_loop(profile: Profile, work: LoopWorkload) -> LoopTrace:
             pending.append((user * work.ramp_steps // n, user))
         else:
             send(user, -1, o if work.synchronized else max(1, round(o * (user + 1) / n)))
-    features = np.zeros((total, 3))
+    features = np.zeros((total, 4))
     tokens = np.zeros(total)
     done: list[tuple[int, int, int, int]] = []
     for step in range(total):
@@ -147,8 +149,8 @@ def run_closed_loop(profile: Profile, work: LoopWorkload) -> LoopTrace:
         pending = [p for p in pending if p[0] != step]
         result = engine.step()
         cost = result.cost
-        features[step] = (cost.weights_s + cost.kv_s, cost.compute_s, 1.0)
         tokens[step] = len(result.emitted)
+        features[step] = (cost.weights_s + cost.kv_s, cost.compute_s, 1.0, tokens[step])
         for seq in result.emitted:
             first.setdefault(seq, step)
         for seq in result.finished:

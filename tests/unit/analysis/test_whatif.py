@@ -13,7 +13,17 @@ from analysis.catalog import load_catalog
 from analysis.cost import KEY
 from analysis.errors import InputError
 from analysis.run import RunTarget
-from analysis.whatif import CellObs, WhatIfInput, fit_target, project_cell, resolve_hardware, whatif
+from analysis.whatif import (
+    HOST_DEFAULT,
+    HOST_SIGMA,
+    CellObs,
+    WhatIfInput,
+    coefficients,
+    fit_target,
+    project_cell,
+    resolve_hardware,
+    whatif,
+)
 from analysis.whatif_model import LoopWorkload, compose, doc_theta, run_closed_loop
 from simulator.profiles import load_profiles
 
@@ -24,46 +34,80 @@ RTX = PROFILES["rtx2000-ada-16gb-bf16"]
 SHAPES = [(4, 384, 64), (16, 384, 64), (32, 384, 64), (4, 20, 64), (16, 20, 64)]
 
 
-def _model_cells(theta: np.ndarray, rel_se: float = 1e-4) -> list[CellObs]:
-    """Cells as the step-time model itself would measure them at `theta` (exact), stated as ± `rel_se`."""
+HOST = np.array([0.0008, 30e-6])  # host s per step and per emitted token the model cells are made with
+
+
+def _coef(profile: object, theta: np.ndarray) -> np.ndarray:
+    return coefficients(theta, profile)  # type: ignore[arg-type]
+
+
+def _model_cells(coef: np.ndarray, rel_se: float = 1e-4) -> list[CellObs]:
+    """Cells as the step-time model itself would measure them at step coefficients `coef` (exact), stated as
+    ± `rel_se`."""
     cells = []
     for n, prompt, out in SHAPES:
         work = LoopWorkload(n, prompt, out, synchronized=False)
         trace = run_closed_loop(RTX, work)
-        spt = float(trace.s_per_token_features() @ theta)
-        tpot_ms = float(trace.tpot_features().mean(axis=0) @ theta) * 1e3
+        spt = float(trace.s_per_token_features() @ coef)
+        tpot_ms = float(trace.tpot_features().mean(axis=0) @ coef) * 1e3
         cells.append(CellObs(("batch" if prompt > 100 else "chat", n, out), work, 1 / spt, rel_se, tpot_ms, math.nan))
     return cells
 
 
-def test_fit_recovers_the_efficiencies_the_cells_were_made_with() -> None:
-    truth = np.array([1 / 0.7, 1 / 0.45, 0.003])
-    fit = fit_target("T", RTX, _model_cells(truth))
-    assert fit.fitted == (True, True, True)
-    np.testing.assert_allclose(fit.theta, truth, rtol=1e-6)
+def test_fit_recovers_the_efficiencies_and_host_time_the_cells_were_made_with() -> None:
+    truth = np.array([1 / 0.7, 1 / 0.45, *HOST])
+    fit = fit_target("T", RTX, _model_cells(_coef(RTX, truth), rel_se=1e-6))
+    assert fit.fitted == (True, True, True, True)
+    np.testing.assert_allclose(fit.theta, truth, rtol=1e-5)
     assert fit.rms_rel_residual < 1e-9
 
 
-def test_a_term_the_noise_hides_stays_at_its_assumption_and_says_so() -> None:
-    """At ±2 % per cell, the fixed per-step overhead cannot be told apart from the weight-streaming time."""
-    fit = fit_target("T", RTX, _model_cells(np.array([1 / 0.7, 1 / 0.45, 0.003]), rel_se=0.02))
-    assert fit.fitted == (True, True, False)
-    assert fit.theta[2] == doc_theta(RTX)[2]
-    assert fit.notes == ["step_overhead_ms is not identifiable from these cells: kept at the profile's assumption"]
-    assert fit.param_rows()[2]["status"] == "assumed (not identifiable from these cells)"
+def test_host_terms_the_noise_hides_stay_at_their_default_and_widen_the_band() -> None:
+    """At ±2 % per cell, host time per step cannot be told apart from weight streaming, nor host time per
+    token from the linear layers' FLOPs: the defaults stay, and their σ enters the covariance."""
+    fit = fit_target("T", RTX, _model_cells(_coef(RTX, np.array([1 / 0.7, 1 / 0.45, *HOST])), rel_se=0.02))
+    assert fit.fitted[2:] == (False, False)
+    np.testing.assert_array_equal(fit.theta[2:], HOST_DEFAULT)
+    assert fit.cov[2, 2] >= HOST_SIGMA[0] ** 2 and fit.cov[3, 3] >= HOST_SIGMA[1] ** 2
+    assert any(n.startswith("host_ms_per_step is not identifiable") and "0.5 ± 0.5 ms" in n for n in fit.notes)
+    rows = {r["parameter"]: r for r in fit.param_rows()}
+    assert rows["host_us_per_token"]["status"] == "default ± its σ (not identifiable from these cells)"
+    assert rows["step_overhead_ms"]["value"] == RTX.step_overhead_ms
 
 
-def test_at_the_documented_assumptions_the_projection_is_the_other_profile() -> None:
-    """Calibrated on cells made at RTX's documented θ, A100 gets A100's documented θ: the simulator's truth."""
-    fit = fit_target("T", RTX, _model_cells(doc_theta(RTX)))
+def test_host_time_carries_over_unchanged_and_the_gpu_terms_take_the_other_profile() -> None:
+    """Cells made at RTX's documented θ plus host time: on A100, A100's documented θ plus the same host time."""
+    theta = np.array([*doc_theta(RTX)[:2], *HOST])
+    fit = fit_target("T", RTX, _model_cells(_coef(RTX, theta), rel_se=1e-6))
     a100 = PROFILES["a100-80gb-bf16"]
     target = compose(resolve_hardware("a100-80gb", CATALOG, PROFILES), RTX)
     for cell in fit.cells:
         projected = project_cell(fit, cell, target)
         trace = run_closed_loop(a100, cell.work)
-        truth = 1 / float(trace.s_per_token_features() @ doc_theta(a100))
+        truth = 1 / float(trace.s_per_token_features() @ _coef(a100, np.array([*doc_theta(a100)[:2], *HOST])))
         assert projected.throughput_tok_s == pytest.approx(truth, rel=1e-6)
         assert projected.throughput_low < truth < projected.throughput_high
+
+
+def test_the_band_carries_the_fit_residuals_as_host_seconds_per_step_onto_a_faster_gpu() -> None:
+    """Host time that wanders by ±0.6 ms between cells is a few % of an RTX step but tens of % of an H100
+    step: the band on H100 is at least that wander, not the RTX-relative residual."""
+    cells = []
+    for i, cell in enumerate(_model_cells(_coef(RTX, np.array([*doc_theta(RTX)[:2], *HOST])))):
+        trace = run_closed_loop(RTX, cell.work)
+        wander = np.array([0.0, 0.0, 0.0006 if i % 2 else -0.0006, 0.0])
+        spt = 1 / cell.throughput_tok_s + float(trace.s_per_token_features() @ wander)
+        cells.append(
+            CellObs(cell.key, cell.work, 1 / spt, 0.01, cell.tpot_p50_ms + 0.6 * (1 if i % 2 else -1), math.nan)
+        )
+    fit = fit_target("T", RTX, cells)
+    assert fit.rms_step_residual_s > 0.0003
+    target = compose(resolve_hardware("h100-80gb", CATALOG, PROFILES), RTX)
+    cell = fit.cells[0]
+    projected = project_cell(fit, cell, target)
+    steps_per_token = float(run_closed_loop(target, cell.work).s_per_token_features()[2])
+    host_half = 1.96 * fit.rms_step_residual_s * steps_per_token * projected.throughput_tok_s
+    assert projected.rel_half >= host_half > 1.96 * fit.rms_rel_residual
 
 
 def test_one_concurrency_is_too_few_to_fit() -> None:
@@ -106,24 +150,36 @@ def test_unknown_model_lists_the_known_ones() -> None:
 
 def test_projection_of_rtx_cells_matches_the_simulated_a100_and_h100_grid() -> None:
     """Fixture: one grid against the simulator (benchmarks/sim_whatif.py --fixture), RTX pair measured, the
-    same models on the A100/H100 profiles as truth. BENCHMARKS.md §8 measured the throughput error of this
-    run; the tolerance is that worst error (see TOLERANCE).
+    same models on the A100/H100 profiles as truth, batch and chat at 4, 8 and 16 users. BENCHMARKS.md §8
+    measured this run; the bounds are its figures (see the constants below).
     """
     cap, result = _measured_whatif(["a100-80gb", "h100-80gb"])
     assert any("no /metrics" in n for n in result.notes)  # type: ignore[attr-defined]
     truth = cap.set_index(["target_label", "workload", "concurrency", "max_new_tokens"])
     cells = result.cells  # type: ignore[attr-defined]
     projected = cells[cells["kind"] == "projected"]
-    assert len(projected) == 2 * len(cells[cells["kind"] == "measured"])
-    errors = []
+    assert len(projected) == 2 * len(cells[cells["kind"] == "measured"]) == 24
+    errors, in_band, meets_ci = [], 0, 0
     for r in projected.itertuples(index=False):
         label = f"{r.gpu[:4].upper()}-{r.target_label.split('-')[1]}"
-        t = truth.loc[(label, r.workload, r.concurrency, r.max_new_tokens), "throughput_tok_s"]
-        errors.append(abs(r.throughput_tok_s / float(t) - 1))
-    assert max(errors) <= TOLERANCE, errors
+        t = truth.loc[(label, r.workload, r.concurrency, r.max_new_tokens)]
+        errors.append(abs(r.throughput_tok_s / float(t["throughput_tok_s"]) - 1))
+        in_band += r.throughput_tok_s_low <= t["throughput_tok_s"] <= r.throughput_tok_s_high
+        meets_ci += (
+            r.throughput_tok_s_low <= t["throughput_tok_s_ci95_high"]
+            and t["throughput_tok_s_ci95_low"] <= r.throughput_tok_s_high
+        )
+    assert float(np.median(errors)) <= MEDIAN_TOLERANCE, errors
+    assert max(errors) <= MAX_TOLERANCE, errors
+    assert in_band >= MIN_IN_BAND and meets_ci >= MIN_MEETS_CI, (in_band, meets_ci)
 
 
-# The worst throughput error of that run was 37.2 % (H100, AWQ, 16 users; BENCHMARKS.md §8): the model leaves
-# out the host time per step (HTTP, emission) that weighs more as A100/H100 steps shrink to a few ms. The fit
-# and projection are deterministic, so the bound is that error rounded up, not a margin for noise.
-TOLERANCE = 0.38
+# That run (BENCHMARKS.md §8): throughput error median 6.3 %, max 40.9 %; the truth inside the 95 % band in
+# 19 of 24 cells, the band meeting the truth's own 95 % CI in 22. The fit and projection are deterministic,
+# so the bounds are those figures rounded, not a margin for noise. The max is set by truth cells measured
+# while the shared machine's load rose (H100-AWQ batch at 4 users came out slower than on A100); without
+# the host-time terms the same run gave median 21.4 %, max 84.5 % and 14 of 24 cells in the band.
+MEDIAN_TOLERANCE = 0.065
+MAX_TOLERANCE = 0.41
+MIN_IN_BAND = 19
+MIN_MEETS_CI = 22
