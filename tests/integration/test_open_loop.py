@@ -237,12 +237,10 @@ def _hash_trace(path: Path, hash_ids: list[list[int]], block_tokens: int) -> Non
 def test_a_trace_split_across_processes_sends_every_row_once_shares_its_hash_blocks_and_ends(
     simulator_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.test_distributed import _free_port
     from tests.integration.test_prompt_reuse import prefix_cache
 
     sim = simulator_factory(*FIXED)
-    port = str(_free_port())  # the master's port: not Locust's default, which another run may hold
-    two = ("--processes", "2", "--master-bind-port", port, "--master-port", port)
+    two = ("--processes", "2")  # run_locust gives the master a free port, not Locust's default
     block = 32
     # rows i and i+3 share their first two blocks (group i % 3) and go to different processes (i % 2)
     shared = [[100 * (i % 3) + 1, 100 * (i % 3) + 2, 1000 + i] for i in range(12)]
