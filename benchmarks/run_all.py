@@ -1,4 +1,4 @@
-"""`make bench`: the five measurements of BENCHMARKS.md, raw JSON to reports/bench/, then BENCHMARKS.md.
+"""`make bench`: the measurements of BENCHMARKS.md, raw JSON to benchmarks/results/, then BENCHMARKS.md.
 
 1. Load-generator capacity at realistic pacing: the simulator in fixed-timing mode (one token per stream
    every 20 ms) pinned to CPU 1, each client pinned to CPU 0, for our Locust user (locustfiles/batch.py),
@@ -20,7 +20,11 @@
 11. Distributed runs: the master's CPU and bytes per record, streams per master (benchmarks/master_capacity.py).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only capacity,...,whatif]
-    .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from reports/bench/*.json
+    .venv/bin/python benchmarks/run_all.py --render-only   # BENCHMARKS.md from benchmarks/results/*.json
+
+The JSON is committed: a partial run (`--only capacity`) replaces its own files and sections, and the other
+sections render from the files already there (or, without them, keep their text from BENCHMARKS.md).
+Raw py-spy profiles go to reports/bench/.
 
 Benchmarks, not tests: nothing here asserts a speed.
 """
@@ -56,16 +60,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # benchmarks/peers.py
 
 REPO = Path(__file__).resolve().parents[1]
-OUT_DIR = REPO / "reports" / "bench"
+OUT_DIR = REPO / "benchmarks" / "results"
+PROFILE_DIR = REPO / "reports" / "bench"
 VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"
 TOKENIZER = REPO / ".cache" / "tinymodels" / "tiny-llama-bf16"
 PY = sys.executable
 CLIENTS = ("ours", "vllm", "guidellm", "aiperf", "naive")
+# Scale-out of ours, not peers: `--processes 2` (Locust forks two workers) and a master with two separately
+# started worker processes (benchmarks/locust_cluster.py). Every process is pinned to the client's CPU, so
+# events per CPU-s (summed over the process tree) show what a second process costs, not what a second core adds.
+SCALE_OUT = ("ours_p2", "ours_mw2")
 CLIENT_NAMES = {
     "before": "our Locust user from --before DIR",
     "ours": "our Locust user (locustfiles/batch.py)",
     "vllm": "`vllm bench serve`",
     "naive": "naive Locust user (readline + json.loads)",
+    "ours_p2": "our Locust user, --processes 2",
+    "ours_mw2": "our Locust user, master + 2 worker processes",
 } | {name: peer.title for name, peer in peers.PEERS.items()}
 PROMPT_TOKENS = 256
 BEFORE_DIR = REPO
@@ -156,15 +167,20 @@ def client_cmd(
     # Users start over ramp_s. `vllm bench serve` issues requests at this rate (Poisson) behind its
     # --max-concurrency; at twice streams/request duration its concurrency stays at the cap after the ramp.
     rate = max(1.0, streams / ramp_s, 2 * streams / request_s)
-    if kind in ("ours", "before"):
+    if kind in ("ours", "before", *SCALE_OUT):
         # "before": the same user from another checkout (--before DIR), for before/after comparisons.
         root = BEFORE_DIR if kind == "before" else REPO
         if kind == "before":
             env["PYTHONPATH"] = str(root)
-        cmd = [PY, "-m", "locust", "-f", str(root / "locustfiles" / "batch.py"), "--headless"]
+        locust = [PY, "-m", "locust"]
+        if kind == "ours_mw2":
+            locust = [PY, str(REPO / "benchmarks" / "locust_cluster.py"), "--workers", "2", "--"]
+        cmd = [*locust, "-f", str(root / "locustfiles" / "batch.py"), "--headless"]
         cmd += ["-u", str(streams), "-r", f"{rate:g}", "-t", "900s", "--host", sim.url, "--only-summary"]
         cmd += ["--csv", str(work / "ours"), "--record-emit-lag", "--max-new-tokens", str(tokens)]
         cmd += ["--prompt-tokens", str(PROMPT_TOKENS), "--loglevel", "WARNING", "--stop-timeout", "0"]
+        if kind == "ours_p2":
+            cmd += ["--processes", "2"]
     elif kind == "naive":
         cmd = [PY, "-m", "locust", "-f", str(REPO / "benchmarks" / "naive_locustfile.py"), "--headless"]
         cmd += ["-u", str(streams), "-r", f"{rate:g}", "-t", "900s", "--host", sim.url, "--only-summary"]
@@ -310,7 +326,7 @@ def collect_samples(kind: str, work: Path, t0_mono: float, t0_wall: float) -> di
     later: list[float] = []
     ttft: list[float] = []
     itl: list[float] = []
-    if kind in ("ours", "before"):
+    if kind in ("ours", "before", *SCALE_OUT):
         starts: dict[str, float] = {}
         for f in work.glob("ours_requests_*.csv"):
             with f.open(newline="") as fh:
@@ -423,10 +439,11 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
                 runs.append(res)
     if opts.profile and pyspy():
         for kind in clients:
-            if kind == "vllm" or kind in peers.PEERS:
-                continue  # its interpreter is another venv's; profiled by hand only
+            if kind == "vllm" or kind in peers.PEERS or kind in SCALE_OUT:
+                continue  # another venv's interpreter, or several processes: profiled by hand only
             streams = max(opts.streams) if opts.profile_streams is None else opts.profile_streams
-            raw = OUT_DIR / f"profile_{kind}_{streams}.txt"
+            PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            raw = PROFILE_DIR / f"profile_{kind}_{streams}.txt"
             sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
             try:
                 measure_client(kind, sim, streams, opts.tokens, opts.window_s, opts.settle_s, opts.ramp_s,
@@ -435,7 +452,7 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
                 sim.stop()
             if raw.exists():
                 profiles[kind] = summarize_profile(raw, streams)
-                (OUT_DIR / f"profile_{kind}_{streams}_top.txt").write_text(profiles[kind])
+                (PROFILE_DIR / f"profile_{kind}_{streams}_top.txt").write_text(profiles[kind])
     return {
         "setup": {
             "pinned_client_cpu0_server_cpu1": pin,
@@ -565,7 +582,12 @@ def main() -> None:
         "--only",
         default="capacity,firehose,analysis,simulator,coverage,prefix_cache,vllm_peer,whatif,openloop,master",
     )
-    p.add_argument("--clients", default=None, help=f"comma list of {','.join(CLIENTS)} (default: all available)")
+    p.add_argument(
+        "--clients",
+        default=None,
+        help=f"comma list of {','.join((*CLIENTS, *SCALE_OUT))} (default: all available); their rows replace those "
+        "clients' rows in loadgen_capacity.json, other clients' rows are kept when measured at the same shape",
+    )
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--tokens", type=int, default=200)
@@ -592,16 +614,17 @@ def main() -> None:
     opts.streams = [int(s) for s in str(opts.streams).split(",")]
     only = set(opts.only.split(","))
     available = ["ours", "naive"] + (["vllm"] if VLLM_PY.exists() and TOKENIZER.exists() and not opts.quick else [])
+    available += [] if opts.quick else list(SCALE_OUT)
     missing = {n: "not installed: make bench-peers" for n, peer in peers.PEERS.items() if not peer.installed()}
     if not TOKENIZER.exists():
         missing = dict.fromkeys(peers.PEERS, f"no tokenizer at {TOKENIZER}: make vllm-setup")
     if opts.quick:
         missing = {}  # the tiny configuration leaves the peers out, like `vllm bench serve`
     available += [n for n in peers.PEERS if n not in missing and not opts.quick]
-    clients = opts.clients.split(",") if opts.clients else [c for c in CLIENTS if c in available]
-    unknown = [c for c in clients if c not in CLIENTS and c != "before"]
+    clients = opts.clients.split(",") if opts.clients else [c for c in (*CLIENTS, *SCALE_OUT) if c in available]
+    unknown = [c for c in clients if c not in (*CLIENTS, *SCALE_OUT) and c != "before"]
     if unknown:
-        p.error(f"--clients: unknown {', '.join(unknown)}; known: {', '.join(CLIENTS)}")
+        p.error(f"--clients: unknown {', '.join(unknown)}; known: {', '.join((*CLIENTS, *SCALE_OUT))}")
     for name in [n for n in missing if n in clients or not opts.clients]:
         print(f"{name}: {missing[name]}; left out", file=sys.stderr)
     clients = [c for c in clients if c not in missing]
@@ -615,7 +638,8 @@ def main() -> None:
         if "capacity" in only:
             data = run_capacity(opts, clients) | {"meta": meta}
             data["setup"]["clients_missing"] = missing
-            _write(OUT_DIR / f"loadgen_capacity{suffix}.json", data)
+            path = OUT_DIR / f"loadgen_capacity{suffix}.json"
+            _write(path, _merge_capacity(path, data) if opts.clients else data)
         if "firehose" in only:
             data = run_firehose(opts, clients) | {"meta": meta}
             _write(OUT_DIR / f"loadgen_firehose{suffix}.json", data)
@@ -656,8 +680,35 @@ def main() -> None:
     if not opts.quick:
         from benchmarks_render import render  # type: ignore[import-not-found]
 
-        opts.markdown.write_text(render(OUT_DIR))
+        previous = opts.markdown.read_text() if opts.markdown.exists() else ""
+        tmp = opts.markdown.with_name(opts.markdown.name + ".tmp")
+        tmp.write_text(render(OUT_DIR, previous))
+        tmp.replace(opts.markdown)
         print(f"wrote {opts.markdown}")
+
+
+_SAME_SHAPE = ("ttft_ms", "itl_ms", "tokens_per_request", "prompt_tokens", "window_s", "settle_s", "ramp_s")
+
+
+def _merge_capacity(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """A run of some clients (--clients) replaces their rows in the file and keeps the other clients' rows,
+    when both were measured at the same shape; each kept row says when it was measured."""
+    if not path.exists():
+        return new
+    old = json.loads(path.read_text())
+    if any(old["setup"].get(k) != new["setup"].get(k) for k in _SAME_SHAPE):
+        return new
+    ran = set(new["setup"]["clients"])
+    kept = [run | {"date": run.get("date", old["meta"]["date"])} for run in old["runs"] if run["client"] not in ran]
+    for run in new["runs"]:
+        run["date"] = new["meta"]["date"]
+    new["runs"] = kept + new["runs"]
+    new["setup"]["clients"] = [*dict.fromkeys([*old["setup"]["clients"], *new["setup"]["clients"]])]
+    new["setup"]["streams"] = sorted({run["streams"] for run in new["runs"]})
+    new["profiles"] = old.get("profiles", {}) | new.get("profiles", {})
+    missing = old["setup"].get("clients_missing", {}) | new["setup"].get("clients_missing", {})
+    new["setup"]["clients_missing"] = {c: why for c, why in missing.items() if c not in new["setup"]["clients"]}
+    return new
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
