@@ -172,7 +172,10 @@ def _kept(old: dict[str, list[str]], prefix: str, marked: bool = True) -> list[s
                 body.pop()
             if not marked:
                 return [*body, ""]
-            return [body[0], "", KEPT_NOTE, *body[1:], ""]
+            rest = body[1:]
+            while rest and not rest[0].strip():
+                rest.pop(0)
+            return [body[0], "", KEPT_NOTE, "", *rest, ""]
     return []
 
 
