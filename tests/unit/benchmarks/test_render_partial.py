@@ -38,7 +38,7 @@ Old what-if table.
 
 def _run(client: str, streams: int, events: float) -> dict[str, Any]:
     return {
-        "client": client, "streams": streams, "events_per_client_cpu_s": events, 
+        "client": client, "streams": streams, "events_per_client_cpu_s": events,
         "client_cpu_us_per_event": 1e6 / events,
         "client_cpu_pct": 10.0, "delay_all_p50_ms": 0.1, "delay_all_p99_ms": 0.5, "delay_first_p50_ms": 0.1,
         "delay_first_p99_ms": 0.4, "delay_later_p50_ms": 0.1, "delay_later_p99_ms": 0.5, "server_cpu_pct": 50.0,
