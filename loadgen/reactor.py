@@ -10,7 +10,10 @@ mapped onto `time.perf_counter`), so a late wake-up no longer moves TTFT or ITL.
 stream; its user greenlet is woken to parse them in batches: at the first bytes of a response, at the
 end of the body (`[DONE]`, the chunked terminator, EOF or an error), after `WAKE_READS` reads or
 `WAKE_BYTES` bytes (so parsing overlaps a fast server's transfer), and by a sweep for anything that has
-waited `SWEEP_S`.
+waited `SWEEP_S`. Woken users run one after another inside the reactor's callback; whenever they have held
+the loop for `READ_GAP_S`, the reactor reads the ready sockets again before waking the next one, so one
+wake-up of many users does not leave the others' bytes waiting in the kernel, where a late read would
+merge several events into one receive time.
 
 Linux turns receive timestamps on host-wide lazily (deferred work): the first reads after the first
 socket asks may come unstamped, and they go off again when the last such socket closes. The reactor
@@ -27,6 +30,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +39,12 @@ import gevent.monkey
 from gevent.hub import Waiter
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
-__all__ = ["SWEEP_S", "WAKE_BYTES", "WAKE_READS", "ReactorBody", "StreamReactor", "reactor"]
+__all__ = ["READ_GAP_S", "SWEEP_S", "WAKE_BYTES", "WAKE_READS", "ReactorBody", "StreamReactor", "reactor"]
 
 WAKE_READS = 32
 WAKE_BYTES = 16 * 1024
 SWEEP_S = 0.25
+READ_GAP_S = 0.0005
 _RECV_BYTES = 65536
 _MAX_EVENTS = 1024
 _CHUNKED_END = b"\r\n0\r\n\r\n"
@@ -61,7 +66,7 @@ except AttributeError:
 class _Stream:
     """One response body being read: the reads not yet taken by its user, and how to wake it."""
 
-    __slots__ = ("chunks", "error", "fd", "nbytes", "oldest", "raw", "reads", "waiter")
+    __slots__ = ("chunks", "error", "fd", "nbytes", "oldest", "queued", "raw", "reads", "waiter")
 
     def __init__(self, fd: int, raw: _socket.socket) -> None:
         self.fd = fd
@@ -72,6 +77,7 @@ class _Stream:
         self.oldest = 0.0
         self.error: BaseException | None = None
         self.waiter: Waiter | None = None
+        self.queued = False  # in the reactor's list of users to wake
 
 
 class StreamReactor:
@@ -128,14 +134,30 @@ class StreamReactor:
             self._ep.unregister(stream.fd)
 
     def _on_ready(self) -> None:
-        """Runs in the hub: one recvmsg per ready socket, then wake the users that have enough to parse."""
+        """Runs in the hub: one recvmsg per ready socket, then wake the users that have enough to parse,
+        reading again between them whenever they have held the loop for READ_GAP_S."""
+        wake: deque[_Stream] = deque()
+        self._read_ready(wake)
+        last = time.perf_counter()
+        while wake:
+            stream = wake.popleft()
+            stream.queued = False
+            waiter = stream.waiter
+            if waiter is not None:
+                stream.waiter = None
+                waiter.switch(None)
+                if wake and time.perf_counter() - last > READ_GAP_S:
+                    self._read_ready(wake)
+                    last = time.perf_counter()
+
+    def _read_ready(self, wake: deque[_Stream]) -> None:
+        """One recvmsg per ready socket, stamped; appends the streams whose users should parse now."""
         events = self._ep.poll(0, _MAX_EVENTS)
         perf_ns = time.perf_counter_ns()
         wall_ns = time.time_ns()
         now = perf_ns / 1e9
         realtime_to_perf_ns = wall_ns - perf_ns
         streams = self._streams
-        wake: list[_Stream] = []
         anc_size = 64 if self._keep_stamps is not None else 0
         for fd, _mask in events:
             stream = streams.get(fd)
@@ -148,7 +170,8 @@ class StreamReactor:
             except OSError as exc:
                 stream.error = exc
                 self._unwatch(stream)
-                if stream.waiter is not None:
+                if stream.waiter is not None and not stream.queued:
+                    stream.queued = True
                     wake.append(stream)
                 continue
             t = now
@@ -183,9 +206,9 @@ class StreamReactor:
                     or _DONE in data
                     or data.endswith(_CHUNKED_END)
                 )
-            if ready and stream.waiter is not None:
+            if ready and stream.waiter is not None and not stream.queued:
+                stream.queued = True
                 wake.append(stream)
-        _wake(wake)
 
     def _on_sweep(self) -> None:
         """Wake users whose reads have waited SWEEP_S (a body that ends without a marker we look for)."""

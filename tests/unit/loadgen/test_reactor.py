@@ -149,3 +149,49 @@ def test_a_killed_reader_leaves_nothing_registered() -> None:
         assert reactor()._streams  # the body is being read through the reactor
         user.kill()
     assert not reactor()._streams
+
+
+def test_users_that_hold_the_loop_do_not_delay_the_other_sockets_reads() -> None:
+    """Woken users run one after another; once they have held the loop for READ_GAP_S the reactor reads the
+    ready sockets again before the next user runs, so bytes that arrived meanwhile keep their own stamp."""
+    import socket as pysocket
+
+    from gevent.hub import Waiter
+
+    from loadgen.reactor import READ_GAP_S
+
+    r = reactor()
+    pairs = [pysocket.socketpair() for _ in range(3)]  # a, b woken together; c gets bytes while a runs
+    try:
+        streams = [r.attach(ours) for ours, _ in pairs]
+        seen: dict[str, int] = {}
+
+        def user(i: int, work: Callable[[], None]) -> None:
+            w = Waiter()
+            streams[i].waiter = w
+            w.get()
+            work()
+
+        def a_work() -> None:
+            pairs[2][1].sendall(b"c's bytes")  # arrives while this user holds the loop
+            end = time.perf_counter() + 4 * READ_GAP_S
+            while time.perf_counter() < end:
+                pass
+
+        def b_work() -> None:
+            seen["c_reads_when_b_ran"] = len(streams[2].chunks)
+
+        greenlets = [gevent.spawn(user, 0, a_work), gevent.spawn(user, 1, b_work)]
+        gevent.sleep(0)  # both wait
+        pairs[0][1].sendall(b"a's bytes")
+        pairs[1][1].sendall(b"b's bytes")
+        gevent.joinall(greenlets, timeout=5)
+        assert seen == {"c_reads_when_b_ran": 1}
+        assert streams[2].chunks[0][0] == b"c's bytes"
+    finally:
+        for stream in r._streams.copy().values():
+            r.detach(stream)
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+    assert not r._streams
