@@ -79,6 +79,7 @@ CLIENT_NAMES = {
     "ours_mw2": "our Locust user, master + 2 worker processes",
 } | {name: peer.title for name, peer in peers.PEERS.items()}
 PROMPT_TOKENS = 256
+PLATEAU_S = 10.0  # streams running that stop growing for this long: the most this client holds
 BEFORE_DIR = REPO
 
 
@@ -256,12 +257,19 @@ def measure_client(
     try:
         # Ramp: wait until the simulator has (nearly) every stream running; start-up and imports excluded.
         # The peers start several processes (GuideLLM spawns workers that import torch) on one core.
+        # A client that cannot hold N streams on its core plateaus below N: measured there, at what it holds.
         deadline = time.monotonic() + (600 if kind in peers.PEERS else 180)
-        while sim.metrics()["num_requests_running"] < 0.98 * streams:
-            if proc.poll() is not None or time.monotonic() > deadline:
+        most, most_t = 0.0, time.monotonic()
+        while (running := sim.metrics()["num_requests_running"]) < 0.98 * streams:
+            now = time.monotonic()
+            if proc.poll() is not None or now > deadline:
                 log.flush()
-                err = (work / "client.log").read_text(errors="replace")[-2000:]
+                err = (work / "client.log").read_text(errors="replace")[-600:]
                 raise RuntimeError(f"{kind} at {streams} streams did not ramp up: {err}")
+            if running > most:
+                most, most_t = running, now
+            elif most > 0 and now - most_t > PLATEAU_S:
+                break
             time.sleep(0.2)
         time.sleep(settle_s)
         t0_mono, t0_wall = time.monotonic(), time.time()
@@ -309,6 +317,7 @@ def measure_client(
         "client_cpu_us_per_event": r(1e6 * cpu / events, 2) if events else None,
         "client_rss_mb": r(rss / 2**20, 1),
         "client_processes": processes,
+        "streams_running": int(min(m0["num_requests_running"], m1["num_requests_running"])),
         "server_cpu_pct": r(100 * (s1 - s0) / wall, 1),
         "window_mono": [t0_mono, t1_mono],
     }
@@ -429,6 +438,11 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
                         client_cpu,
                         request_s,
                     )
+                except RuntimeError as exc:  # one client failing leaves the others' rows: recorded, not fatal
+                    failed = {"client": kind, "streams": streams, "failed": str(exc)[:400], "repeat": repeat}
+                    runs.append(failed | {"load_average": [la, loadavg()]})
+                    print(json.dumps(failed), flush=True)
+                    continue
                 finally:
                     lag_rows = sim.stop()
                 res |= server_lag(lag_rows, res["window_mono"])

@@ -82,3 +82,15 @@ def test_a_run_of_some_clients_replaces_their_rows_and_keeps_the_others(tmp_path
     # Another shape (a longer window) is another experiment: nothing of the old file is kept.
     other = run_all._merge_capacity(path, _capacity(["ours"], 30_000.0, "2026-12-05", window_s=20.0))
     assert [run["client"] for run in other["runs"]] == ["ours"]
+
+
+def test_a_client_that_failed_or_held_fewer_streams_is_shown_so(tmp_path: Path) -> None:
+    cap = _capacity(["ours", "naive"], 20_000.0, "2026-12-05")
+    cap["runs"][1]["streams_running"] = 20  # of 32
+    cap["runs"].append({"client": "vllm", "streams": 32, "failed": "vllm at 32 streams did not ramp up: boom\nmore"})
+    (tmp_path / "loadgen_capacity.json").write_text(json.dumps(cap))
+    out = benchmarks_render.render(tmp_path, "")
+    assert "| 32 (held 20) | naive Locust user |" in out
+    assert "- `vllm bench serve` at 32 streams: vllm at 32 streams did not ramp up: boom" in out
+    per_core = out.split("Max streams per core")[1]
+    assert "| naive Locust user | none |" in per_core  # it did not hold its streams
