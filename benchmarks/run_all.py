@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -126,8 +127,16 @@ class Sim:
             self.model = json.load(resp)["data"][0]["id"]
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
-            text = resp.read().decode()
+        # A simulator at its limit may answer late: three tries (10 s each) before the run is given up.
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
+                    text = resp.read().decode()
+                break
+            except (TimeoutError, urllib.error.URLError):
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
         out = {}
         for name in ("vllm:num_requests_running", "vllm:generation_tokens_total"):
             m = re.search(rf"^{re.escape(name)}\{{[^}}]*\}} ([0-9.e+]+)$", text, re.M)
