@@ -4,6 +4,7 @@ need ($/1M and request rates to three significant digits, shares as percentages)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ def _significant_column(name: str) -> bool:
     return "usd_per_1m" in name or "req_per_s" in name or "_req_s" in name
 
 
-def _percent(decimals: int):  # type: ignore[no-untyped-def]
+def _percent(decimals: int) -> Callable[[float], str]:
     return lambda v: "NaN" if math.isnan(v) else f"{v * 100:.{decimals}f}%"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.workloads import WorkloadError
+from loadgen.workloads import WorkloadError, jsonl_objects
 
 __all__ = ["DatasetRequest", "load_dataset"]
 
@@ -120,13 +120,7 @@ def _row(obj: dict[str, Any], where: str) -> DatasetRequest | None:
 
 def _jsonl(raw: str, where: str) -> list[DatasetRequest]:
     rows = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise WorkloadError(f"{where}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, obj in jsonl_objects(raw, where):
         if not isinstance(obj, dict):
             raise WorkloadError(f"{where}:{lineno}: expected an object with a 'prompt'")
         row = _conversation(obj["conversations"]) if isinstance(obj.get("conversations"), list) else None

@@ -13,9 +13,10 @@ import math
 import random
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DATA_DIR",
@@ -96,15 +97,20 @@ def _from_txt(raw: str) -> list[str]:
     return _BLANK_LINES.split(raw)
 
 
-def _from_jsonl(raw: str, p: Path) -> list[str]:
-    texts = []
+def jsonl_objects(raw: str, where: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSONL text; `where` names it in errors."""
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise WorkloadError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from exc
+            raise WorkloadError(f"{where}:{lineno}: not valid JSON ({exc.msg})") from exc
+
+
+def _from_jsonl(raw: str, p: Path) -> list[str]:
+    texts = []
+    for lineno, obj in jsonl_objects(raw, str(p)):
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise WorkloadError(f'{p}:{lineno}: expected an object with a string "text" field')
         texts.append(obj["text"])

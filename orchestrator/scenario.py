@@ -567,7 +567,8 @@ class GridOverrides:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ScenarioError(f"grid overrides: unknown key(s) {', '.join(unknown)}")
-        return cls(**{k: tuple(v) if k == "users" else v for k, v in values.items()})
+        fields: dict[str, Any] = {k: tuple(v) if k == "users" else v for k, v in values.items()}
+        return cls(**fields)
 
     def recorded(self) -> dict[str, Any]:
         """The overrides given, by scenario key (what a cell's metadata records)."""
