@@ -273,9 +273,18 @@ def rate_plot(capacity: pd.DataFrame) -> Plot | None:
                 series.append(Series(name, Kind.LINE, color(i), x, y, marker="o"))
             short = sub[~sub["sustained"]]
             if len(short):
-                x, y = short["load"], short["achieved_rate_req_s"]
-                ax.plot(x, y, "x", color="C3", ms=10, mew=2, zorder=3, label="not sustained")
-                series.append(Series("not sustained", Kind.POINTS, color(3), numbers(x), numbers(y), marker="x"))
+                ax.plot(
+                    short["load"],
+                    short["achieved_rate_req_s"],
+                    "x",
+                    color="C3",
+                    ms=10,
+                    mew=2,
+                    zorder=3,
+                    label="not sustained",
+                )
+                x, y = numbers(short["load"]), numbers(short["achieved_rate_req_s"])
+                series.append(Series("not sustained", Kind.POINTS, color(3), x, y, marker="x"))
             top = float(np.nanmax([sub["load"].max(), sub["achieved_rate_req_s"].max()]))
             ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="achieved = offered")
             series.append(Series("achieved = offered", Kind.LINE, "#808080", [0.0, top], [0.0, top], dash=True))
@@ -333,7 +342,7 @@ def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
             name = f"{key['target_label']!s} {load} m{key['max_new_tokens']!s}{rep}"
             quantiles = np.quantile(values, probs)
             panel[key["workload"]].plot(quantiles, probs, label=name)
-            series = lines[key["workload"]]
+            series = lines[str(key["workload"])]
             series.append(Series(name, Kind.LINE, color(len(series)), numbers(quantiles), numbers(probs)))
         for workload, ax in panel.items():
             ax.set(title=f"{workload}: latency CDF", xlabel="end-to-end latency (ms)", ylabel="fraction of requests")
@@ -418,8 +427,11 @@ def server_plots(
                 axes.append(kv)
             _shared_legend(fig, axes)
             caption = "Queue depth and KV-cache usage; shaded: the warm-up, left out of every figure."
-            y2 = {"y2_label": "KV cache %", "y2_max": 100.0} if "kv_cache_usage_perc" in frame else {}
-            chart = Chart([Panel(title, "s since first scrape", "requests", series, **y2)])
+            kv_axis = "kv_cache_usage_perc" in frame
+            panel = Panel(
+                title, "s since first scrape", "requests", series, "KV cache %" if kv_axis else "", y2_max=100.0
+            )
+            chart = Chart([panel])
             plots.append(Plot(f"server:{row.cell}", title, _render(fig), caption, chart))
     return plots
 
@@ -462,7 +474,8 @@ def client_cpu_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
         rows.append((tag, float(cell.client["cpu_pct"].mean()), float(cell.client["cpu_pct"].max())))
     limit = f"client-bound limit {CLIENT_CPU_LIMIT_PCT:g}%"
     series = [Series(limit, Kind.HLINE, color(3), y=[CLIENT_CPU_LIMIT_PCT], dash=True)]
-    tags, means, maxes = ([r[i] for r in rows] for i in range(3))
+    tags = [tag for tag, _, _ in rows]
+    means, maxes = [mean for _, mean, _ in rows], [most for _, _, most in rows]
     if rows:
         bar = Series("mean CPU %", Kind.BAR, color(0), tags, means, lo=means, hi=maxes, err_label="max CPU %")
         series.insert(0, bar)

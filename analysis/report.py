@@ -24,7 +24,7 @@ from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.searchreport import load_search, search_context
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
-from analysis.tablelayout import COLUMN_TITLES, detail_columns, key_columns
+from analysis.tablelayout import COLUMN_TITLES, detail_columns, html_layouts, key_columns, open_loop_columns
 from analysis.tables import SEED_COLUMNS
 from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
@@ -264,7 +264,9 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "per_target": per_target,
         "key_columns": key_columns(run.capacity),
         "detail_columns": detail_columns(run.capacity),
+        "open_loop_columns": open_loop_columns(run.capacity),
         "column_titles": COLUMN_TITLES,
+        "layouts": html_layouts(names[0], names[1], base["search"]["unit"] if base["search"] else "users"),
         "kpi_cards": kpi_cards(
             run.capacity,
             a.cost,

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from analysis.charts import Chart, Kind, Panel, Series, color, numbers
 from analysis.capacity import CellData, cell_row
+from analysis.charts import Chart, Kind, Panel, Series, color, numbers
 from analysis.cost import COST_FORMULA
 from analysis.errors import InputError
 from analysis.slojudge import goodput_req_s, judge_row

@@ -67,7 +67,7 @@
 
   function layout(panel) {
     var cat = !!panel.categories;
-    var m = { l: 62, r: panel.y2_label ? 60 : 18, t: 30, b: cat ? 104 : 46 };
+    var m = { l: cat ? 96 : 62, r: panel.y2_label ? 60 : 18, t: 30, b: cat ? 104 : 46 };
     var box = { x0: m.l, x1: W - m.r, y0: m.t, y1: H - m.b };
     var xs = [];
     if (!cat) panel.series.forEach(function (s) { if (s.kind !== "hline") xs = xs.concat(s.x || []); });
