@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -126,6 +128,11 @@ def test_html_escapes_untrusted_labels(tmp_path: Path) -> None:
     html = write_report(analyse(load_run(run), Options()), tmp_path / "out").read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;-BF16" in html
+    # the plots' data: the label's </script> is escaped inside the JSON, which still parses to the label
+    blobs = re.findall(r'<script type="application/json" class="chart-data">(.*?)</script>', html, re.S)
+    assert len(blobs) == 5 + 2  # summary plots + one server plot per cell
+    names = {s["name"] for blob in blobs for panel in json.loads(blob)["panels"] for s in panel["series"]}
+    assert evil in names and QUANT in names
 
 
 def test_single_target_run_reports_without_comparison(tmp_path: Path) -> None:
