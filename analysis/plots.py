@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -55,6 +56,17 @@ class Plot:
     @property
     def chart_json(self) -> str:
         return chart_json(self.chart) if self.chart is not None else ""
+
+    @property
+    def svg(self) -> str:
+        """The static figure as SVG text (the report writes it beside index.html for documents and slides)."""
+        return base64.b64decode(self.uri.split(",", 1)[1]).decode("utf-8")
+
+    @property
+    def file_name(self) -> str:
+        """`<key>.svg`, a server plot named by its cell's title (its key holds the cell's path)."""
+        name = f"server-{self.title}" if self.key.startswith("server:") else self.key
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".svg"
 
 
 def _style() -> AbstractContextManager[None]:

@@ -37,6 +37,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 CI_VIEW = ["throughput_tok_s", "req_per_s", "p95_latency_ms", "ttft_p95_ms", "tpot_p95_ms"]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
 QUALITY_FILES = ["quality_summary.csv", "quality_prompts.csv", "quality_cost.csv"]
+PLOTS_DIR = "plots"  # every plot's static SVG, for documents and slides (index.html draws them from data)
 _INT_COLUMNS = ["concurrency", "max_new_tokens", "repeat", "requests", "failures"]
 
 
@@ -255,6 +256,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         ],
     }
     base["search"] = search_context(load_search(run.path), run.path, run.cells, a.prices, a.options.utilization)
+    files["plots"] = PLOTS_DIR if load else None
     return {
         **base,
         "load": load,
@@ -312,6 +314,11 @@ def render(context: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _all_plots(context: dict[str, Any]) -> list[plots.Plot]:
+    search = context["search"]["plots"] if context["search"] is not None else []
+    return [*context["plots"], *search, *context["server_plots"]]
+
+
 def write_report(a: Analysis, out_dir: Path) -> Path:
     """Write index.html, the seed's artifacts and the full tables as CSV; returns the index.html path."""
     context = build_context(a, _now())
@@ -333,6 +340,8 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     if a.whatif is not None:
         write_csv_atomic(out_dir / "whatif.csv", a.whatif.cells)
         write_csv_atomic(out_dir / "whatif_params.csv", a.whatif.params)
+    for plot in _all_plots(context):
+        write_text_atomic(out_dir / PLOTS_DIR / plot.file_name, plot.svg)
     rendered = render(context)
     for name, text in rendered.items():
         if name != "index.html":

@@ -121,6 +121,16 @@ def test_html_shows_warnings_and_no_data(report_dir: Path) -> None:
     assert "Batch vs Chat quant impact" in best and "Quality-adjusted cost" in best
 
 
+def test_every_plot_is_also_written_as_a_static_svg_beside_the_report(report_dir: Path) -> None:
+    svgs = sorted((report_dir / "plots").glob("*.svg"))
+    assert len(svgs) == 5 + 7  # the summary plots and one per cell with server metrics, as in index.html
+    assert {"throughput.svg", "latency.svg", "latency_cdf.svg", "cost.svg", "client_cpu.svg"} <= {p.name for p in svgs}
+    assert "server-RTX2000-16GB-BF16_batch_c16_m256.svg" in {p.name for p in svgs}
+    for path in svgs:
+        assert "<svg" in path.read_text(encoding="utf-8"), path.name
+    assert '<a href="plots/">' in (report_dir / "index.html").read_text()
+
+
 def test_html_escapes_untrusted_labels(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>-BF16"
     cells = {(evil, "chat", 16): CellSpec(20, 1000.0), (QUANT, "chat", 16): CellSpec(25, 800.0)}
