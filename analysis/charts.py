@@ -55,7 +55,7 @@ class Series:
 @dataclass(frozen=True)
 class Panel:
     """One set of axes. `categories` makes the x-axis categorical (bars); `x_ticks` pins numeric ticks (the
-    tested concurrencies); limits left None are taken from the data, with y from 0 where `y_from_zero`."""
+    tested concurrencies); limits left None are taken from the data, y-axes starting at 0."""
 
     title: str
     x_label: str
@@ -68,7 +68,6 @@ class Panel:
     x_max: float | None = None
     y_max: float | None = None
     y2_max: float | None = None
-    y_from_zero: bool = True
 
 
 @dataclass(frozen=True)

@@ -71,11 +71,10 @@
     var box = { x0: m.l, x1: W - m.r, y0: m.t, y1: H - m.b };
     var xs = [];
     if (!cat) panel.series.forEach(function (s) { if (s.kind !== "hline") xs = xs.concat(s.x || []); });
-    var xr = cat ? [0, panel.categories.length] : extent(xs.concat(panel.x_ticks || []), false, undefined, 0.04);
+    var xr = cat ? [0, Math.max(1, panel.categories.length)] : extent(xs.concat(panel.x_ticks || []), false, undefined, 0.04);
     if (!cat && panel.x_min !== undefined) xr[0] = panel.x_min;
     if (!cat && panel.x_max !== undefined) xr[1] = panel.x_max;
-    var fromZero = panel.y_from_zero !== false;
-    var yr = extent(yValues(panel.series, false), fromZero, panel.y_max, 0.06);
+    var yr = extent(yValues(panel.series, false), true, panel.y_max, 0.06);
     var y2r = extent(yValues(panel.series, true), true, panel.y2_max, 0.06);
     function sx(v) { return box.x0 + (v - xr[0]) / (xr[1] - xr[0]) * (box.x1 - box.x0); }
     function sy(v, right) {
