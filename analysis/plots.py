@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.capacity import CLIENT_CPU_LIMIT_PCT, CellData, cell_window
+from analysis.charts import Chart, Kind, Panel, Series, chart_json, color, errors, numbers
 from analysis.cost import KEY
 from analysis.verdict import side_estimate
 from runformat.layout import cell_label
@@ -42,12 +44,29 @@ _CDF_POINTS = 400
 
 @dataclass(frozen=True)
 class Plot:
-    """A rendered figure: `uri` is a data: URI usable as an <img> src."""
+    """A rendered figure: `uri` is a data: URI usable as an <img> src; `chart` the same figure's data for the
+    report's interactive drawing (None: the HTML shows the static image)."""
 
     key: str
     title: str
     uri: str
     caption: str = ""
+    chart: Chart | None = None
+
+    @property
+    def chart_json(self) -> str:
+        return chart_json(self.chart) if self.chart is not None else ""
+
+    @property
+    def svg(self) -> str:
+        """The static figure as SVG text (the report writes it beside index.html for documents and slides)."""
+        return base64.b64decode(self.uri.split(",", 1)[1]).decode("utf-8")
+
+    @property
+    def file_name(self) -> str:
+        """`<key>.svg`, a server plot named by its cell's title (its key holds the cell's path)."""
+        name = f"server-{self.title}" if self.key.startswith("server:") else self.key
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".svg"
 
 
 def _style() -> AbstractContextManager[None]:
@@ -157,6 +176,39 @@ def _concurrency_axis(ax: Axes, concurrency: pd.Series) -> None:
         ax.set_xlim(values[0] - pad, values[0] + pad)
 
 
+def _x_range(concurrency: pd.Series) -> dict[str, Any]:
+    """The interactive twin of `_concurrency_axis`: ticks at the tested users, room either side of one."""
+    values = sorted({int(v) for v in concurrency.dropna()})
+    out: dict[str, Any] = {"x_ticks": [float(v) for v in values]} if 0 < len(values) <= _MAX_TICKS else {}
+    if len(values) == 1:
+        pad = max(1.0, values[0] * 0.5)
+        out.update(x_min=values[0] - pad, x_max=values[0] + pad)
+    return out
+
+
+# (metric, legend suffix, marker, dashed): the series each target gets in a load panel
+_Metric = tuple[str, str, str, bool]
+
+
+def _load_chart(panels: list[tuple[str, bool, pd.DataFrame]], what: str, ylabel: str, metrics: list[_Metric]) -> Chart:
+    """`_load_figure`'s data: per panel, per target line and metric, the estimates with their 95% CI ends."""
+    out = []
+    for workload, open_loop, sub in panels:
+        series = []
+        for i, (name, line) in enumerate(_series(sub, open_loop)):
+            for metric, suffix, marker, dash in metrics:
+                y = numbers(line[metric])
+                lo, hi = errors(y, numbers(line[f"{metric}_ci95"]))
+                hollow = [not bool(v) for v in line["adequate"]]
+                x = numbers(line["load"])
+                series.append(
+                    Series(name + suffix, Kind.LINE, color(i), x, y, lo, hi, hollow=hollow, marker=marker, dash=dash)
+                )
+        axis = {} if open_loop else _x_range(sub["load"])
+        out.append(Panel(f"{workload}: {what}", _LOAD_LABEL[open_loop], ylabel, series, **axis))
+    return Chart(out)
+
+
 def _series_label(label: str, tokens: int, several_tokens: bool) -> str:
     return f"{label} m{tokens}" if several_tokens else label
 
@@ -193,11 +245,12 @@ def throughput_plot(capacity: pd.DataFrame) -> Plot:
         _points(ax, line, "throughput_tok_s", "o-", color, name)
 
     uri = _load_figure(panels, "throughput", "output tok/s", draw, fontsize=8)
+    chart = _load_chart(panels, "throughput", "output tok/s", [("throughput_tok_s", "", "o", False)])
     caption = (
         "Output tokens per second in the steady window; bars: 95% CI (batch means, repeats combined); "
         "hollow markers: cells too short or otherwise inadequate to support a verdict."
     )
-    return Plot("throughput", f"Throughput vs {_versus(panels)}", uri, caption)
+    return Plot("throughput", f"Throughput vs {_versus(panels)}", uri, caption, chart)
 
 
 def latency_plot(capacity: pd.DataFrame) -> Plot:
@@ -209,8 +262,10 @@ def latency_plot(capacity: pd.DataFrame) -> Plot:
         _points(ax, line, "ttft_p95_ms", "s--", color, f"{name} TTFT p95")
 
     uri = _load_figure(panels, "latency", "ms", draw, fontsize=7)
+    metrics = [("p95_latency_ms", " p95", "o", False), ("ttft_p95_ms", " TTFT p95", "s", True)]
+    chart = _load_chart(panels, "latency", "ms", metrics)
     caption = "Solid: p95 end-to-end; dashed: TTFT p95; bars: 95% CI; hollow markers: inadequate cells."
-    return Plot("latency", f"p95 latency and TTFT p95 vs {_versus(panels)}", uri, caption)
+    return Plot("latency", f"p95 latency and TTFT p95 vs {_versus(panels)}", uri, caption, chart)
 
 
 def rate_plot(capacity: pd.DataFrame) -> Plot | None:
@@ -219,18 +274,35 @@ def rate_plot(capacity: pd.DataFrame) -> Plot | None:
     panels = [(w, sub) for w, open_loop, sub in _panels(_per_workload(capacity)) if open_loop]
     if not panels:
         return None
+    chart = []
     with _style():
         fig, axes = _figure(len(panels))
         for ax, (workload, sub) in zip(axes, panels, strict=False):
+            series = []
             for i, (name, line) in enumerate(_series(sub, True)):
                 ax.plot(line["load"], line["achieved_rate_req_s"], "o-", color=f"C{i}", label=name)
+                x, y = numbers(line["load"]), numbers(line["achieved_rate_req_s"])
+                series.append(Series(name, Kind.LINE, color(i), x, y, marker="o"))
             short = sub[~sub["sustained"]]
             if len(short):
-                x, y = short["load"], short["achieved_rate_req_s"]
-                ax.plot(x, y, "x", color="C3", ms=10, mew=2, zorder=3, label="not sustained")
+                ax.plot(
+                    short["load"],
+                    short["achieved_rate_req_s"],
+                    "x",
+                    color="C3",
+                    ms=10,
+                    mew=2,
+                    zorder=3,
+                    label="not sustained",
+                )
+                x, y = numbers(short["load"]), numbers(short["achieved_rate_req_s"])
+                series.append(Series("not sustained", Kind.POINTS, color(3), x, y, marker="x"))
             top = float(np.nanmax([sub["load"].max(), sub["achieved_rate_req_s"].max()]))
             ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="achieved = offered")
-            ax.set(title=f"{workload}: achieved vs offered", xlabel=_LOAD_LABEL[True], ylabel="achieved, req/s")
+            series.append(Series("achieved = offered", Kind.LINE, "#808080", [0.0, top], [0.0, top], dash=True))
+            title = f"{workload}: achieved vs offered"
+            chart.append(Panel(title, _LOAD_LABEL[True], "achieved, req/s", series, x_min=0.0))
+            ax.set(title=title, xlabel=_LOAD_LABEL[True], ylabel="achieved, req/s")
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             _legend(ax, fontsize=7)
@@ -239,7 +311,7 @@ def rate_plot(capacity: pd.DataFrame) -> Plot | None:
         "Requests sent per second of the window against the offered arrival rate; dotted: achieved = offered; "
         "red crosses: cells that did not sustain their offered rate (dropped or late arrivals, see the table)."
     )
-    return Plot("rate", "Achieved vs offered rate", uri, caption)
+    return Plot("rate", "Achieved vs offered rate", uri, caption, Chart(chart))
 
 
 def _load_tag(concurrency: object, offered: object) -> str:
@@ -265,6 +337,7 @@ def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
     workload."""
     keys = capacity.set_index("cell")[["target_label", *KEY, "repeat"]] if "cell" in capacity else pd.DataFrame()
     workloads = sorted(capacity["workload"].dropna().unique())
+    lines: dict[str, list[Series]] = {w: [] for w in workloads}
     with _style():
         fig, axes = _figure(len(workloads))
         panel = dict(zip(workloads, axes, strict=False))
@@ -279,18 +352,31 @@ def latency_cdf_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
             rep = f" r{key['repeat']!s}" if key["repeat"] else ""
             load = _load_tag(key["concurrency"], key[_OFFERED])
             name = f"{key['target_label']!s} {load} m{key['max_new_tokens']!s}{rep}"
-            panel[key["workload"]].plot(np.quantile(values, probs), probs, label=name)
+            quantiles = np.quantile(values, probs)
+            panel[key["workload"]].plot(quantiles, probs, label=name)
+            series = lines[str(key["workload"])]
+            series.append(Series(name, Kind.LINE, color(len(series)), numbers(quantiles), numbers(probs)))
         for workload, ax in panel.items():
             ax.set(title=f"{workload}: latency CDF", xlabel="end-to-end latency (ms)", ylabel="fraction of requests")
             ax.axhline(0.95, color="grey", lw=0.8, ls=":")
             _legend(ax, fontsize=6)
         uri = _render(fig)
-    return Plot("latency_cdf", "Latency CDFs", uri, "Successful requests started in the window; dotted line: p95.")
+    p95 = Series("p95", Kind.HLINE, "#808080", y=[0.95], dash=True)
+    chart = Chart(
+        [
+            Panel(f"{w}: latency CDF", "end-to-end latency (ms)", "fraction of requests", [*s, p95], y_max=1.0)
+            for w, s in lines.items()
+        ]
+    )
+    caption = "Successful requests started in the window; dotted line: p95."
+    return Plot("latency_cdf", "Latency CDFs", uri, caption, chart)
 
 
 def cost_plot(cost: pd.DataFrame) -> Plot:
     """$/1M tokens per cell, grouped bars per target."""
     data = cost.dropna(subset=["usd_per_1m_tokens"])
+    bars: list[Series] = []
+    categories: list[str] = []
     with _style():
         fig, (ax,) = _figure(1, height=3.4)
         fig.set_size_inches(max(5.0, 0.9 * data[KEY].drop_duplicates().shape[0] + 3), 3.4)
@@ -301,13 +387,17 @@ def cost_plot(cost: pd.DataFrame) -> Plot:
             wide = data.pivot_table(index="cell", columns="target_label", values="usd_per_1m_tokens")
             x = np.arange(len(wide.index))
             width = 0.8 / max(len(wide.columns), 1)
+            categories = [str(c) for c in wide.index]
             for i, label in enumerate(wide.columns):
                 ax.bar(x + i * width - 0.4 + width / 2, wide[label], width, label=str(label))
+                bars.append(Series(str(label), Kind.BAR, color(i), list(categories), numbers(wide[label])))
             ax.set_xticks(x, wide.index, rotation=20, ha="right")
             _legend(ax, fontsize=8)
         ax.set(title="Cost per million output tokens", ylabel="$ / 1M tokens")
         uri = _render(fig)
-    return Plot("cost", "$/1M tokens per cell", uri, "Lower is cheaper; assumptions are listed in the cost section.")
+    chart = Chart([Panel("Cost per million output tokens", "cell", "$ / 1M tokens", bars, categories=categories)])
+    caption = "Lower is cheaper; assumptions are listed in the cost section."
+    return Plot("cost", "$/1M tokens per cell", uri, caption, chart)
 
 
 def server_plots(
@@ -327,23 +417,42 @@ def server_plots(
             fig.set_size_inches(5.6, 3.0)
             t0 = frame["wall_s"].min()
             t = frame["wall_s"] - t0
+            series = _warmup_band(windows.get(str(row.cell)), t0)
             _shade_warmup(ax, windows.get(str(row.cell)), t0)
-            for col, style in (("waiting", "-"), ("running", "--")):
+            for i, (col, style) in enumerate((("waiting", "-"), ("running", "--"))):
                 if col in frame:
                     ax.plot(t, frame[col], style, label=f"{col} (requests)")
+                    line = Series(
+                        f"{col} (requests)", Kind.LINE, color(i), numbers(t), numbers(frame[col]), dash=i == 1
+                    )
+                    series.append(line)
             ax.set(xlabel="s since first scrape", ylabel="requests", title=title)
             axes = [ax]
             if "kv_cache_usage_perc" in frame:
                 kv = ax.twinx()
                 kv.plot(t, frame["kv_cache_usage_perc"] * 100.0, color="C3", label="KV cache (%)")
+                pct = numbers(frame["kv_cache_usage_perc"] * 100.0)
+                series.append(Series("KV cache (%)", Kind.LINE, color(3), numbers(t), pct, right=True))
                 kv.set_ylim(0, 100)
                 kv.set_ylabel("KV cache %")
                 kv.grid(False)
                 axes.append(kv)
             _shared_legend(fig, axes)
             caption = "Queue depth and KV-cache usage; shaded: the warm-up, left out of every figure."
-            plots.append(Plot(f"server:{row.cell}", title, _render(fig), caption))
+            kv_axis = "kv_cache_usage_perc" in frame
+            panel = Panel(
+                title, "s since first scrape", "requests", series, "KV cache %" if kv_axis else "", y2_max=100.0
+            )
+            chart = Chart([panel])
+            plots.append(Plot(f"server:{row.cell}", title, _render(fig), caption, chart))
     return plots
+
+
+def _warmup_band(window: tuple[float, float] | None, t0: float) -> list[Series]:
+    """`_shade_warmup`'s band as a series (none when there was no warm-up)."""
+    if window is None or not np.isfinite(window[0]) or window[0] <= t0:
+        return []
+    return [Series("warm-up", Kind.BAND, "#808080", [0.0, float(window[0] - t0)])]
 
 
 def _shade_warmup(ax: Axes, window: tuple[float, float] | None, t0: float) -> None:
@@ -375,21 +484,28 @@ def client_cpu_plot(cells: list[CellData], capacity: pd.DataFrame) -> Plot:
         label = names.get(cell.name, "?")
         tag = f"{label} {meta.get('workload', '')} c{meta.get('users', '?')} m{meta.get('max_new_tokens', '?')}"
         rows.append((tag, float(cell.client["cpu_pct"].mean()), float(cell.client["cpu_pct"].max())))
+    limit = f"client-bound limit {CLIENT_CPU_LIMIT_PCT:g}%"
+    series = [Series(limit, Kind.HLINE, color(3), y=[CLIENT_CPU_LIMIT_PCT], dash=True)]
+    tags = [tag for tag, _, _ in rows]
+    means, maxes = [mean for _, mean, _ in rows], [most for _, _, most in rows]
+    if rows:
+        bar = Series("mean CPU %", Kind.BAR, color(0), tags, means, lo=means, hi=maxes, err_label="max CPU %")
+        series.insert(0, bar)
+    chart = Chart([Panel("Load generator CPU per cell", "cell", "CPU %", series, categories=tags, y_max=105.0)])
     with _style():
         fig, (ax,) = _figure(1, height=3.4)
         fig.set_size_inches(max(5.0, 0.7 * len(rows) + 2.5), 3.4)
         if rows:
-            tags, means, maxes = zip(*rows, strict=True)
             x = np.arange(len(tags))
             # max − mean can come out a rounding step below zero when every sample is equal
             err = np.vstack([np.zeros(len(means)), np.clip(np.array(maxes) - np.array(means), 0.0, None)])
             ax.bar(x, means, yerr=err, capsize=3, color="C0", label="mean CPU %")
             ax.set_xticks(x, tags, rotation=30, ha="right", fontsize=7)
-        ax.axhline(CLIENT_CPU_LIMIT_PCT, color="C3", ls="--", label=f"client-bound limit {CLIENT_CPU_LIMIT_PCT:g}%")
+        ax.axhline(CLIENT_CPU_LIMIT_PCT, color="C3", ls="--", label=limit)
         ax.set(title="Load generator CPU per cell", ylabel="CPU %")
         ax.set_ylim(0, 105)
         _legend(ax, fontsize=7)
         uri = _render(fig)
     return Plot(
-        "client_cpu", "Client CPU per cell", uri, "Above the dashed line the generator, not the server, limits."
+        "client_cpu", "Client CPU per cell", uri, "Above the dashed line the generator, not the server, limits.", chart
     )

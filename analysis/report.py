@@ -24,7 +24,7 @@ from analysis.quality import PROMPT_COLUMNS, drift_lines
 from analysis.roofline import ROOFLINE_FORMULA
 from analysis.searchreport import load_search, search_context
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
-from analysis.tablelayout import COLUMN_TITLES, detail_columns, key_columns
+from analysis.tablelayout import COLUMN_TITLES, detail_columns, html_layouts, key_columns, open_loop_columns
 from analysis.tables import SEED_COLUMNS
 from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
@@ -37,6 +37,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 CI_VIEW = ["throughput_tok_s", "req_per_s", "p95_latency_ms", "ttft_p95_ms", "tpot_p95_ms"]
 TABLE_FILES = ["capacity.csv", "cost.csv", "slo.csv", "roofline.csv"]
 QUALITY_FILES = ["quality_summary.csv", "quality_prompts.csv", "quality_cost.csv"]
+PLOTS_DIR = "plots"  # every plot's static SVG, for documents and slides (index.html draws them from data)
 _INT_COLUMNS = ["concurrency", "max_new_tokens", "repeat", "requests", "failures"]
 
 
@@ -255,6 +256,7 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         ],
     }
     base["search"] = search_context(load_search(run.path), run.path, run.cells, a.prices, a.options.utilization)
+    files["plots"] = PLOTS_DIR if load else None
     return {
         **base,
         "load": load,
@@ -264,7 +266,9 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
         "per_target": per_target,
         "key_columns": key_columns(run.capacity),
         "detail_columns": detail_columns(run.capacity),
+        "open_loop_columns": open_loop_columns(run.capacity),
         "column_titles": COLUMN_TITLES,
+        "layouts": html_layouts(names[0], names[1], base["search"]["unit"] if base["search"] else "users"),
         "kpi_cards": kpi_cards(
             run.capacity,
             a.cost,
@@ -310,6 +314,11 @@ def render(context: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _all_plots(context: dict[str, Any]) -> list[plots.Plot]:
+    search = context["search"]["plots"] if context["search"] is not None else []
+    return [*context["plots"], *search, *context["server_plots"]]
+
+
 def write_report(a: Analysis, out_dir: Path) -> Path:
     """Write index.html, the seed's artifacts and the full tables as CSV; returns the index.html path."""
     context = build_context(a, _now())
@@ -331,6 +340,8 @@ def write_report(a: Analysis, out_dir: Path) -> Path:
     if a.whatif is not None:
         write_csv_atomic(out_dir / "whatif.csv", a.whatif.cells)
         write_csv_atomic(out_dir / "whatif_params.csv", a.whatif.params)
+    for plot in _all_plots(context):
+        write_text_atomic(out_dir / PLOTS_DIR / plot.file_name, plot.svg)
     rendered = render(context)
     for name, text in rendered.items():
         if name != "index.html":

@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.capacity import CellData, cell_row
+from analysis.charts import Chart, Kind, Panel, Series, color, numbers
 from analysis.cost import COST_FORMULA
 from analysis.errors import InputError
 from analysis.slojudge import goodput_req_s, judge_row
@@ -161,9 +162,12 @@ def _knee_plot(
     loads = sorted(latest)
     rows = [cell_row(latest[x]) for x in loads]
     judged = [judge_row(r, [slo]) for r in rows] if slo is not None else []
+    throughput = numbers(r["throughput_tok_s"] for r in rows)
+    series = [Series("throughput (tok/s)", Kind.LINE, color(0), loads, throughput, marker="o")]
+    y2 = ""
     with plots._style():
         fig, (ax,) = plots._figure(1)
-        ax.plot(loads, [r["throughput_tok_s"] for r in rows], "o-", color="C0", label="throughput (tok/s)")
+        ax.plot(loads, throughput, "o-", color="C0", label="throughput (tok/s)")
         ax.set(xlabel=f"load ({unit})", ylabel="output tok/s")
         ax.set_ylim(bottom=0)
         if slo is not None:
@@ -174,11 +178,30 @@ def _knee_plot(
             yerr = np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)])
             right.errorbar(loads, value, yerr=yerr, fmt="s--", color="C3", capsize=3, label=slo.metric)
             right.axhline(slo.bound, color="C3", lw=1, ls=":", label=f"SLO {slo.short}")
+            y2 = slo.metric
+            series.append(
+                Series(
+                    slo.metric,
+                    Kind.LINE,
+                    color(3),
+                    loads,
+                    numbers(value),
+                    numbers(low),
+                    numbers(high),
+                    marker="s",
+                    dash=True,
+                    right=True,
+                )
+            )
+            series.append(Series(f"SLO {slo.short}", Kind.HLINE, color(3), y=[float(slo.bound)], dash=True, right=True))
             right.set(ylabel=slo.metric)
             right.set_ylim(bottom=0)
             plots._legend(right, fontsize=8, loc="lower right")
         if result.get("capacity") is not None:
             ax.axvline(float(result["capacity"]), color="C2", lw=1.5, label=f"capacity {_fmt(result['capacity'])}")
+            series.append(
+                Series(f"capacity {_fmt(result['capacity'])}", Kind.VLINE, color(2), [float(result["capacity"])])
+            )
         plots._legend(ax, fontsize=8, loc="upper left")
         title = f"{line['target_label']}: {line['workload']}, {line['max_new_tokens']} tokens"
         ax.set(title=title)
@@ -188,7 +211,8 @@ def _knee_plot(
         "dotted: the SLO bound; green: the capacity found."
     )
     key = f"knee-{line['target_label']}-{line['workload']}-{line['max_new_tokens']}"
-    return plots.Plot(key, title, uri, caption)
+    chart = Chart([Panel(title, f"load ({unit})", "output tok/s", series, y2_label=y2)])
+    return plots.Plot(key, title, uri, caption, chart)
 
 
 def search_context(

@@ -50,6 +50,7 @@ from loadgen.workloads import (
     shared_prefix_groups,
     unique_tag,
 )
+from runformat.layout import llm_stats_file
 
 __all__ = ["LoadgenRuntime", "install", "runtime_for"]
 
@@ -366,7 +367,7 @@ class LoadgenRuntime:
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         if not prefix:
             return
-        path = Path(f"{prefix}_llm_stats.csv")
+        path = llm_stats_file(prefix)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", newline="", encoding="utf-8") as f:
             self.stats.write_csv(f, self.llm_rows())

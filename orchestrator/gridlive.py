@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runformat.layout import llm_stats_file
+
 __all__ = ["RESULTS_JSON", "cell_figures", "eta_s", "llm_live_row"]
 
 RESULTS_JSON = "locust_results"  # --json-file takes the name without .json
@@ -19,7 +21,7 @@ RESULTS_JSON = "locust_results"  # --json-file takes the name without .json
 def llm_live_row(cell_dir: Path, prefix: str) -> dict[str, str] | None:
     """The Aggregated row of the Locust process's live LLM statistics file."""
     try:
-        with (cell_dir / f"{prefix}_llm_stats.csv").open(newline="", encoding="utf-8") as fh:
+        with (cell_dir / llm_stats_file(prefix)).open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except OSError:
         return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -111,10 +113,22 @@ def test_html_shows_warnings_and_no_data(report_dir: Path) -> None:
     html = (report_dir / "index.html").read_text()
     assert "client-bound" in html and "mismatch: client 2560 vs server 2555" in html
     assert 'class="badge nodata"' in html
-    assert "http://" not in html.replace('xmlns="http://www.w3.org', "").replace("http://127.0.0.1", "")
-    assert html.count("data:image/svg+xml;base64,") == 5 + 7  # 5 summary plots + 7 cells with server metrics
+    # the SVG namespace is a name, never fetched; 127.0.0.1 is the targets' URL in the text
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "").replace("http://127.0.0.1", "")
+    assert html.count('class="chart-data"') == 5 + 7  # 5 summary plots + 7 cells with server metrics
+    assert "data:image/svg+xml;base64," not in html  # every plot is drawn from its data, none kept as an image
     best = (report_dir / "INFERENCE_PERFORMANCE_BEST_PRACTICES.md").read_text()
     assert "Batch vs Chat quant impact" in best and "Quality-adjusted cost" in best
+
+
+def test_every_plot_is_also_written_as_a_static_svg_beside_the_report(report_dir: Path) -> None:
+    svgs = sorted((report_dir / "plots").glob("*.svg"))
+    assert len(svgs) == 5 + 7  # the summary plots and one per cell with server metrics, as in index.html
+    assert {"throughput.svg", "latency.svg", "latency_cdf.svg", "cost.svg", "client_cpu.svg"} <= {p.name for p in svgs}
+    assert "server-RTX2000-16GB-BF16_batch_c16_m256.svg" in {p.name for p in svgs}
+    for path in svgs:
+        assert "<svg" in path.read_text(encoding="utf-8"), path.name
+    assert '<a href="plots/">' in (report_dir / "index.html").read_text()
 
 
 def test_html_escapes_untrusted_labels(tmp_path: Path) -> None:
@@ -124,6 +138,11 @@ def test_html_escapes_untrusted_labels(tmp_path: Path) -> None:
     html = write_report(analyse(load_run(run), Options()), tmp_path / "out").read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;-BF16" in html
+    # the plots' data: the label's </script> is escaped inside the JSON, which still parses to the label
+    blobs = re.findall(r'<script type="application/json" class="chart-data">(.*?)</script>', html, re.S)
+    assert len(blobs) == 5 + 2  # summary plots + one server plot per cell
+    names = {s["name"] for blob in blobs for panel in json.loads(blob)["panels"] for s in panel["series"]}
+    assert evil in names and QUANT in names
 
 
 def test_single_target_run_reports_without_comparison(tmp_path: Path) -> None:
