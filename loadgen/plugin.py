@@ -7,6 +7,7 @@ command-line-parser hook before any user class or environment exists.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import math
 import sys
@@ -528,7 +529,11 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 
 def _on_spawning_complete(environment: Environment | None = None, **_: Any) -> None:
-    """Open loop: arrivals start once the whole pool exists, so a ramp never drops them."""
+    """Open loop: arrivals start once the whole pool exists, so a ramp never drops them. Every run: what
+    exists now (modules, Locust, the users) leaves the cyclic collector's sight (`gc.freeze`), so its full
+    collections walk only what the run allocates since: 26 ms → 4.4 ms at 256 streams, and a pause of the
+    event loop is a late read, where several token events share one receive time."""
+    gc.freeze()
     for rt in [runtime_for(environment)] if environment is not None else list(_runtimes.values()):
         if rt.open_loop is not None:
             rt.open_loop.start()
