@@ -609,7 +609,8 @@ def main() -> None:
         "--clients",
         default=None,
         help=f"comma list of {','.join((*CLIENTS, *SCALE_OUT))} (default: all available); their rows replace those "
-        "clients' rows in loadgen_capacity.json, other clients' rows are kept when measured at the same shape",
+        "clients' rows at the same stream counts in loadgen_capacity.json; the other rows are kept when measured "
+        "at the same shape",
     )
     p.add_argument("--streams", default="32,256,512,1024")
     p.add_argument("--repeats", type=int, default=1)
@@ -714,15 +715,19 @@ _SAME_SHAPE = ("ttft_ms", "itl_ms", "tokens_per_request", "prompt_tokens", "wind
 
 
 def _merge_capacity(path: Path, new: dict[str, Any]) -> dict[str, Any]:
-    """A run of some clients (--clients) replaces their rows in the file and keeps the other clients' rows,
-    when both were measured at the same shape; each kept row says when it was measured."""
+    """A run of some clients (--clients) replaces their rows at the stream counts it measured and keeps the
+    other rows, when both were measured at the same shape; each kept row says when it was measured."""
     if not path.exists():
         return new
     old = json.loads(path.read_text())
     if any(old["setup"].get(k) != new["setup"].get(k) for k in _SAME_SHAPE):
         return new
-    ran = set(new["setup"]["clients"])
-    kept = [run | {"date": run.get("date", old["meta"]["date"])} for run in old["runs"] if run["client"] not in ran]
+    ran = {(run["client"], run["streams"]) for run in new["runs"]}
+    kept = [
+        run | {"date": run.get("date", old["meta"]["date"])}
+        for run in old["runs"]
+        if (run["client"], run["streams"]) not in ran
+    ]
     for run in new["runs"]:
         run["date"] = new["meta"]["date"]
     new["runs"] = kept + new["runs"]

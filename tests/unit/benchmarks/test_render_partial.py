@@ -79,6 +79,13 @@ def test_a_run_of_some_clients_replaces_their_rows_and_keeps_the_others(tmp_path
     assert by_client["ours"]["events_per_client_cpu_s"] == 30_000.0 and by_client["ours"]["date"] == "2026-12-05"
     assert by_client["vllm"]["events_per_client_cpu_s"] == 20_000.0 and by_client["vllm"]["date"] == "2026-12-01"
     assert merged["setup"]["clients"] == ["ours", "vllm"]
+    # Another stream count of a client adds rows beside its earlier ones.
+    more = _capacity(["ours"], 25_000.0, "2026-12-06")
+    more["runs"][0]["streams"] = 64
+    path.write_text(json.dumps(merged))
+    both = run_all._merge_capacity(path, more)
+    assert sorted((r["client"], r["streams"]) for r in both["runs"]) == [("ours", 32), ("ours", 64), ("vllm", 32)]
+    assert both["setup"]["streams"] == [32, 64]
     # Another shape (a longer window) is another experiment: nothing of the old file is kept.
     other = run_all._merge_capacity(path, _capacity(["ours"], 30_000.0, "2026-12-05", window_s=20.0))
     assert [run["client"] for run in other["runs"]] == ["ours"]
