@@ -13,7 +13,10 @@ end of the body (`[DONE]`, the chunked terminator, EOF or an error), after `WAKE
 waited `SWEEP_S`. Woken users run one after another inside the reactor's callback; whenever they have held
 the loop for `READ_GAP_S`, the reactor reads the ready sockets again before waking the next one, so one
 wake-up of many users does not leave the others' bytes waiting in the kernel, where a late read would
-merge several events into one receive time.
+merge several events into one receive time (TCP merges segments queued on a socket, and the merged
+segment keeps the last one's stamp). Users that the hub runs for other reasons (response headers, timers)
+come through the reactor too, when they start or take a body: there it reads the ready sockets if
+`READ_GAP_S` has passed since it last did, and wakes whom that concerns from the hub afterwards.
 
 Linux turns receive timestamps on host-wide lazily (deferred work): the first reads after the first
 socket asks may come unstamped, and they go off again when the last such socket closes. The reactor
@@ -91,6 +94,9 @@ class StreamReactor:
         self._watcher = hub.loop.io(self._ep.fileno(), 1)
         self._sweeper = hub.loop.timer(SWEEP_S, SWEEP_S)
         self._running = False
+        self._last_read = 0.0
+        self._to_wake: deque[_Stream] = deque()
+        self._drain_scheduled = False
         self._keep_stamps: socket.socket | None = None
         self.stamped = 0  # reads that carried the kernel's receive time
         self.unstamped = 0
@@ -134,10 +140,18 @@ class StreamReactor:
             self._ep.unregister(stream.fd)
 
     def _on_ready(self) -> None:
-        """Runs in the hub: one recvmsg per ready socket, then wake the users that have enough to parse,
-        reading again between them whenever they have held the loop for READ_GAP_S."""
-        wake: deque[_Stream] = deque()
-        self._read_ready(wake)
+        """Runs in the hub: one recvmsg per ready socket, then wake the users that have enough to parse."""
+        self._read_ready(self._to_wake)
+        self._drain()
+
+    def _drain(self) -> None:
+        """In the hub: wake the queued users one after another, reading the ready sockets again whenever
+        they have held the loop for READ_GAP_S."""
+        self._drain_scheduled = False
+        wake = self._to_wake
+        if self._ep.closed:  # a reactor replaced since (a forked child's copy)
+            wake.clear()
+            return
         last = time.perf_counter()
         while wake:
             stream = wake.popleft()
@@ -150,10 +164,21 @@ class StreamReactor:
                     self._read_ready(wake)
                     last = time.perf_counter()
 
+    def read_if_due(self) -> None:
+        """From a user: read the ready sockets if READ_GAP_S has passed since the last read (their users are
+        woken from the hub right after), so a run of users the hub wakes for other reasons does not hold
+        every stream's bytes in the kernel."""
+        if self._running and time.perf_counter() - self._last_read > READ_GAP_S:
+            self._read_ready(self._to_wake)
+            if self._to_wake and not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._hub.loop.run_callback(self._drain)
+
     def _read_ready(self, wake: deque[_Stream]) -> None:
         """One recvmsg per ready socket, stamped; appends the streams whose users should parse now."""
         events = self._ep.poll(0, _MAX_EVENTS)
         perf_ns = time.perf_counter_ns()
+        self._last_read = perf_ns / 1e9
         wall_ns = time.time_ns()
         now = perf_ns / 1e9
         realtime_to_perf_ns = wall_ns - perf_ns
@@ -278,6 +303,7 @@ class ReactorBody:
         self._reactor = reactor()
         self._stream: _Stream | None = self._reactor.attach(raw)
         self._pending: list[tuple[bytes, float]] = []
+        self._reactor.read_if_due()
 
     @classmethod
     def open(cls, resp: Any, clock: Callable[[], float], timeout_s: float) -> ReactorBody | None:
@@ -326,6 +352,7 @@ class ReactorBody:
         """Wait until the reactor has reads for this body, then take them all (oldest last, for pop())."""
         stream = self._stream
         assert stream is not None
+        self._reactor.read_if_due()
         while not stream.chunks:
             if stream.error is not None:
                 raise stream.error

@@ -195,3 +195,48 @@ def test_users_that_hold_the_loop_do_not_delay_the_other_sockets_reads() -> None
             ours.close()
             theirs.close()
     assert not r._streams
+
+
+def test_a_user_the_hub_runs_for_another_reason_reads_the_ready_sockets_when_due() -> None:
+    """A run of users woken by the hub (response headers, timers) passes through the reactor when it starts or
+    takes a body: once READ_GAP_S has passed since the last read, the ready sockets are read there (stamped
+    then) and their waiting users are woken from the hub afterwards."""
+    import socket as pysocket
+
+    from gevent.hub import Waiter
+
+    from loadgen.reactor import READ_GAP_S
+
+    r = reactor()
+    pairs = [pysocket.socketpair() for _ in range(2)]
+    try:
+        waiting, other = (r.attach(ours) for ours, _ in pairs)
+        woken: list[bytes] = []
+
+        def user() -> None:
+            w = Waiter()
+            waiting.waiter = w
+            w.get()
+            woken.append(waiting.chunks[0][0])
+
+        g = gevent.spawn(user)
+        gevent.sleep(0)  # it waits
+        read_before = r.stamped + r.unstamped
+        pairs[0][1].sendall(b"bytes for the waiting user")
+        end = time.perf_counter() + 2 * READ_GAP_S
+        while time.perf_counter() < end:  # another user's work, without yielding to the hub
+            pass
+        r.read_if_due()
+        assert r.stamped + r.unstamped == read_before + 1 and waiting.chunks  # read here, not by the hub
+        assert not woken  # woken from the hub, not from inside this user
+        g.join(timeout=5)
+        assert woken == [b"bytes for the waiting user"]
+        r.read_if_due()  # not due again: nothing to read, nothing breaks
+        assert not other.chunks
+    finally:
+        for stream in r._streams.copy().values():
+            r.detach(stream)
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+    assert not r._streams
