@@ -268,7 +268,7 @@ def measure_client(
         # The peers start several processes (GuideLLM spawns workers that import torch) on one core.
         # A client that cannot hold N streams on its core plateaus below N: measured there, at what it holds.
         deadline = time.monotonic() + (600 if kind in peers.PEERS else 180)
-        most, most_t = 0.0, time.monotonic()
+        most, most_t, plateau = 0.0, time.monotonic(), None
         while (running := sim.metrics()["num_requests_running"]) < 0.98 * streams:
             now = time.monotonic()
             if proc.poll() is not None or now > deadline:
@@ -278,6 +278,7 @@ def measure_client(
             if running > most:
                 most, most_t = running, now
             elif most > 0 and now - most_t > PLATEAU_S:
+                plateau = int(most)
                 break
             time.sleep(0.2)
         time.sleep(settle_s)
@@ -313,6 +314,10 @@ def measure_client(
     wall = t1_mono - t0_mono
     events = m1["generation_tokens_total"] - m0["generation_tokens_total"]
     cpu = c1 - c0
+    if cpu <= 0 or events <= 0:
+        # psutil sums the CPU of the processes alive at each reading: a tree that lost processes in the window
+        # (a peer's workers that crashed or ended) has no measurable CPU for it.
+        raise RuntimeError(f"{kind} at {streams} streams: client CPU {cpu:.2f} s, {events:.0f} events in the window")
     out: dict[str, Any] = {
         "client": kind,
         "streams": streams,
@@ -326,7 +331,7 @@ def measure_client(
         "client_cpu_us_per_event": r(1e6 * cpu / events, 2) if events else None,
         "client_rss_mb": r(rss / 2**20, 1),
         "client_processes": processes,
-        "streams_running": int(min(m0["num_requests_running"], m1["num_requests_running"])),
+        "streams_running": streams if plateau is None else plateau,
         "server_cpu_pct": r(100 * (s1 - s0) / wall, 1),
         "window_mono": [t0_mono, t1_mono],
     }
