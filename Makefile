@@ -69,9 +69,10 @@ report: setup
 	if [ -z "$$run" ]; then echo "make report: no runs under reports/ (run a grid first, or pass RUN=DIR)" >&2; exit 2; fi; \
 	$(PY) -m analysis report "$$run"
 
-# Speed and capacity figures (never timed tests): JSON under reports/bench/, summarised in BENCHMARKS.md.
-# Load generator vs `vllm bench serve`, GuideLLM, AIPerf and a naive Locust user, timing truth, client cost,
-# analysis, simulator (BENCH_ARGS=--quick checks the machinery in seconds without touching BENCHMARKS.md).
+# Speed and capacity figures (never timed tests): JSON under benchmarks/results/ (committed), summarised in
+# BENCHMARKS.md. Load generator vs `vllm bench serve`, GuideLLM, AIPerf and a naive Locust user, timing truth,
+# client cost, analysis, simulator (BENCH_ARGS=--quick checks the machinery in seconds without touching
+# BENCHMARKS.md; BENCH_ARGS="--only capacity --clients ours" re-measures some rows and keeps the rest).
 bench: setup vllm-setup bench-peers
 	@mkdir -p reports/bench
 	$(PY) benchmarks/run_all.py --profile $(BENCH_ARGS)
