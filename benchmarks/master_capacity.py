@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,14 +33,11 @@ sys.path.insert(0, str(REPO))
 
 from simulator.launch import start_simulator  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from locust_cluster import free_port  # noqa: E402
+
 MASTER_CPU_LIMIT_PCT = 90.0
 SECTION1_REQUEST_S = 0.2 + 200 * 0.02  # BENCHMARKS.md §1's pacing: TTFT 200 ms + 200 tokens at 20 ms
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu_s(ps: psutil.Process) -> float:
@@ -81,7 +77,7 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 def measure(url: str, streams: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One master + args.workers workers at `streams` users; figures over the steady window."""
     prefix = work / f"s{streams}"
-    port = _free_port()
+    port = free_port()
     base = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "batch.py"), "--loglevel", "WARNING"]
     run_s = args.settle_s + args.window_s + 5
     master_cmd = [

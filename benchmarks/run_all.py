@@ -59,6 +59,7 @@ from simulator.launch import start_simulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # benchmarks/peers.py
+from locust_cluster import free_port  # benchmarks/locust_cluster.py
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "benchmarks" / "results"
@@ -190,7 +191,9 @@ def client_cmd(
         cmd += ["--csv", str(work / "ours"), "--record-emit-lag", "--max-new-tokens", str(tokens)]
         cmd += ["--prompt-tokens", str(PROMPT_TOKENS), "--loglevel", "WARNING", "--stop-timeout", "0"]
         if kind == "ours_p2":
-            cmd += ["--processes", "2"]
+            # Its own master port: Locust's default (5557) may be taken by another run on the machine.
+            port = str(free_port())
+            cmd += ["--processes", "2", "--master-bind-port", port, "--master-port", port]
     elif kind == "naive":
         cmd = [PY, "-m", "locust", "-f", str(REPO / "benchmarks" / "naive_locustfile.py"), "--headless"]
         cmd += ["-u", str(streams), "-r", f"{rate:g}", "-t", "900s", "--host", sim.url, "--only-summary"]
