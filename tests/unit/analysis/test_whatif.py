@@ -14,8 +14,6 @@ from analysis.cost import KEY
 from analysis.errors import InputError
 from analysis.run import RunTarget
 from analysis.whatif import (
-    HOST_DEFAULT,
-    HOST_SIGMA,
     CellObs,
     WhatIfInput,
     coefficients,
@@ -55,28 +53,59 @@ def _model_cells(coef: np.ndarray, rel_se: float = 1e-4) -> list[CellObs]:
 
 
 def test_fit_recovers_the_efficiencies_and_host_time_the_cells_were_made_with() -> None:
+    """Exact cells stated at ±1e-6: the data outweigh the priors, which still pull host time per step (the
+    direction weight streaming nearly shares) toward its prior centre, 0, by 1.1 %; 2 % bounds that pull."""
     truth = np.array([1 / 0.7, 1 / 0.45, *HOST])
     fit = fit_target("T", RTX, _model_cells(_coef(RTX, truth), rel_se=1e-6))
     assert fit.fitted == (True, True, True, True)
-    np.testing.assert_allclose(fit.theta, truth, rtol=1e-5)
-    assert fit.rms_rel_residual < 1e-9
+    np.testing.assert_allclose(fit.theta, truth, rtol=0.02)
+    assert fit.rms_rel_residual < 1e-4
 
 
-def test_host_terms_the_noise_hides_stay_at_their_default_and_widen_the_band() -> None:
-    """At ±2 % per cell, host time per step cannot be told apart from weight streaming, nor host time per
-    token from the linear layers' FLOPs: the defaults stay, and their σ enters the covariance."""
-    fit = fit_target("T", RTX, _model_cells(_coef(RTX, np.array([1 / 0.7, 1 / 0.45, *HOST])), rel_se=0.02))
+def _collinear_cells(theta: np.ndarray) -> list[CellObs]:
+    """Chat cells with 8-token prompts and 16-token outputs at ±2 %: KV traffic is 0.3 % of the weights
+    streamed per step and there is no prefill to speak of, so host time per step moves exactly like weight
+    streaming (1/bandwidth efficiency) and host time per token like the decode FLOPs."""
+    cells = []
+    for n in (2, 4, 8):
+        work = LoopWorkload(n, 8, 16, synchronized=False)
+        trace = run_closed_loop(RTX, work)
+        coef = _coef(RTX, theta)
+        tpot_ms = float(trace.tpot_features().mean(axis=0) @ coef) * 1e3
+        cells.append(
+            CellObs(("chat", n, 16), work, 1 / float(trace.s_per_token_features() @ coef), 0.02, tpot_ms, math.nan)
+        )
+    return cells
+
+
+def test_host_terms_collinear_with_the_gpu_terms_stay_at_their_prior_and_the_band_stays_bounded() -> None:
+    """The cells were made with 0.5 ms of host time per step (1 σ of its prior) that they cannot tell from
+    weight streaming. The fit says so, the host terms keep their prior, and the projection onto H100 is
+    off by what 1 σ of host time is worth there: 0.5 ms on this model's ~4 ms H100 decode step, 12.5 %;
+    15 % bounds it. The band must hold the truth and stay bounded by the priors' σ: 1.96 × 0.5 ms over
+    ~4 ms is 25 %, plus the efficiencies' and per-token σ in quadrature; 35 % bounds it (a fit that let the
+    host terms run free gave ±162 % here)."""
+    host = np.array([0.0005, 0.0])
+    theta = np.array([*doc_theta(RTX)[:2], *host])
+    fit = fit_target("T", RTX, _collinear_cells(theta))
     assert fit.fitted[2:] == (False, False)
-    np.testing.assert_array_equal(fit.theta[2:], HOST_DEFAULT)
-    assert fit.cov[2, 2] >= HOST_SIGMA[0] ** 2 and fit.cov[3, 3] >= HOST_SIGMA[1] ** 2
-    assert any(n.startswith("host_ms_per_step is not identifiable") and "0.5 ± 0.5 ms" in n for n in fit.notes)
+    assert any(n.startswith("host_ms_per_step is not identifiable") and "0 ms ± 0.5 ms" in n for n in fit.notes)
     rows = {r["parameter"]: r for r in fit.param_rows()}
-    assert rows["host_us_per_token"]["status"] == "default ± its σ (not identifiable from these cells)"
+    assert rows["host_ms_per_step"]["status"] == "prior ± its σ (not identifiable from these cells)"
     assert rows["step_overhead_ms"]["value"] == RTX.step_overhead_ms
+    h100 = compose(resolve_hardware("h100-80gb", CATALOG, PROFILES), RTX)
+    for cell in fit.cells:
+        projected = project_cell(fit, cell, h100)
+        true_coef = _coef(h100, np.array([*doc_theta(h100)[:2], *host]))
+        truth = 1 / float(run_closed_loop(h100, cell.work).s_per_token_features() @ true_coef)
+        assert abs(projected.throughput_tok_s / truth - 1) <= 0.15
+        assert projected.throughput_low <= truth <= projected.throughput_high
+        assert projected.rel_half <= 0.35
 
 
 def test_host_time_carries_over_unchanged_and_the_gpu_terms_take_the_other_profile() -> None:
-    """Cells made at RTX's documented θ plus host time: on A100, A100's documented θ plus the same host time."""
+    """Cells made at RTX's documented θ plus host time: on A100, A100's documented θ plus the same host time
+    (within 0.5 %: at ±1e-6 the priors still pull host time per step by 1.1 %, see the first test)."""
     theta = np.array([*doc_theta(RTX)[:2], *HOST])
     fit = fit_target("T", RTX, _model_cells(_coef(RTX, theta), rel_se=1e-6))
     a100 = PROFILES["a100-80gb-bf16"]
@@ -85,7 +114,7 @@ def test_host_time_carries_over_unchanged_and_the_gpu_terms_take_the_other_profi
         projected = project_cell(fit, cell, target)
         trace = run_closed_loop(a100, cell.work)
         truth = 1 / float(trace.s_per_token_features() @ _coef(a100, np.array([*doc_theta(a100)[:2], *HOST])))
-        assert projected.throughput_tok_s == pytest.approx(truth, rel=1e-6)
+        assert projected.throughput_tok_s == pytest.approx(truth, rel=0.005)
         assert projected.throughput_low < truth < projected.throughput_high
 
 
