@@ -403,10 +403,12 @@ def project_cell(fit: TargetFit, cell: CellObs, target: Profile) -> Projected:
         kv = work.prompt_tokens + work.output_tokens / 2.0
     kv_max = target.kv_capacity_tokens / kv
     limit = "KV cache" if kv_max < target.max_num_seqs else "max_num_seqs"
+    # no band reaches past the roofline: every efficiency at 100 %, no overhead, no host time
+    roofline_spt = float(g[0] + g[1])
     return Projected(
         throughput_tok_s=1.0 / spt,
         throughput_low=1.0 / (spt + Z95 * sd),
-        throughput_high=1.0 / (spt - Z95 * sd) if spt > Z95 * sd else math.inf,
+        throughput_high=1.0 / max(spt - Z95 * sd, roofline_spt),
         tpot_p50_ms=float(np.median(est.tpot_features() @ coef)) * 1e3,
         ttft_p50_ms=float(np.median(est.ttft_features() @ coef)) * 1e3,
         rel_half=Z95 * sd / spt,
