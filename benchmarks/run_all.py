@@ -635,7 +635,15 @@ def main() -> None:
         if "whatif" in only:
             out = OUT_DIR / f"sim_whatif{suffix}.json"
             size = ["--duration-s", "5", "--warmup-s", "2", "--concurrency", "4,8"] if opts.quick else []
-            run_script([PY, "benchmarks/sim_whatif.py", *size, "--json", str(out)], out)
+            cells = OUT_DIR / f"sim_whatif_cells{suffix}.csv"  # the run's capacity rows: the unit test's fixture
+            work = OUT_DIR / "sim_whatif_work" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")  # --run-dir
+            args = [*size, "--json", str(out), "--fixture", str(cells), "--work", str(work)]
+            data = run_script([PY, "benchmarks/sim_whatif.py", *args], out)
+            if not opts.quick:  # every full run is kept: §8 lists them all
+                kept = OUT_DIR / "sim_whatif_runs" / f"{data['config']['started_utc'].replace(' ', 'T')}.json"
+                kept.parent.mkdir(exist_ok=True)
+                shutil.copyfile(out, kept)
+                shutil.copyfile(cells, kept.with_suffix(".csv"))
         if "openloop" in only:
             out = OUT_DIR / f"open_loop{suffix}.json"
             run_script(
@@ -654,9 +662,19 @@ def main() -> None:
             shape = ["--doc-tokens", "128", "--duration-s", "20", "--warmup-s", "4", "--attempts", "4", "--no-resend"]
             run_script([PY, "benchmarks/vllm_prefix_cache.py", *shape, "--json", str(out)], out)
     if not opts.quick:
-        from benchmarks_render import render  # type: ignore[import-not-found]
+        from benchmarks_render import render, splice_section, whatif_section  # type: ignore[import-not-found]
 
-        opts.markdown.write_text(render(OUT_DIR))
+        spliced = {"whatif": ("## 8.", whatif_section)}  # sections that can be regenerated on their own
+        if only <= set(spliced) and opts.markdown.exists():
+            text = opts.markdown.read_text()
+            for key in sorted(only):
+                heading, section = spliced[key]
+                text = splice_section(text, heading, section(OUT_DIR))
+        else:
+            text = render(OUT_DIR)
+        tmp = opts.markdown.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(opts.markdown)
         print(f"wrote {opts.markdown}")
 
 

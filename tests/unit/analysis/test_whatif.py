@@ -178,9 +178,11 @@ def test_unknown_model_lists_the_known_ones() -> None:
 
 
 def test_projection_of_rtx_cells_matches_the_simulated_a100_and_h100_grid() -> None:
-    """Fixture: one grid against the simulator (benchmarks/sim_whatif.py --fixture), RTX pair measured, the
-    same models on the A100/H100 profiles as truth, batch and chat at 4, 8 and 16 users. BENCHMARKS.md §8
-    measured this run; the bounds are its figures (see the constants below).
+    """Fixture: benchmarks/sim_whatif.py --fixture, the run of 2026-12-05 08:16 UTC (BENCHMARKS.md §8):
+    anchored simulator steps, each cell against its own simulator, RTX pair measured, the same models on
+    the A100/H100 profiles as truth, batch and chat at 4, 8 and 16 users. `sim_miss_share` is each cell's
+    share of steps the simulator could not keep on the model's timeline; a projection whose truth or RTX
+    cell exceeds 2 % did not measure the model and is left out of the kept-cell bounds, as in §8.
     """
     cap, result = _measured_whatif(["a100-80gb", "h100-80gb"])
     assert any("no /metrics" in n for n in result.notes)  # type: ignore[attr-defined]
@@ -188,27 +190,35 @@ def test_projection_of_rtx_cells_matches_the_simulated_a100_and_h100_grid() -> N
     cells = result.cells  # type: ignore[attr-defined]
     projected = cells[cells["kind"] == "projected"]
     assert len(projected) == 2 * len(cells[cells["kind"] == "measured"]) == 24
-    errors, in_band, meets_ci = [], 0, 0
+    errors, kept, in_band, halves = [], [], 0, []
     for r in projected.itertuples(index=False):
         label = f"{r.gpu[:4].upper()}-{r.target_label.split('-')[1]}"
         t = truth.loc[(label, r.workload, r.concurrency, r.max_new_tokens)]
-        errors.append(abs(r.throughput_tok_s / float(t["throughput_tok_s"]) - 1))
+        m = truth.loc[(r.target_label, r.workload, r.concurrency, r.max_new_tokens)]
+        err = abs(r.throughput_tok_s / float(t["throughput_tok_s"]) - 1)
+        errors.append(err)
+        if max(float(t["sim_miss_share"]), float(m["sim_miss_share"])) <= 0.02:
+            kept.append(err)
         in_band += r.throughput_tok_s_low <= t["throughput_tok_s"] <= r.throughput_tok_s_high
-        meets_ci += (
-            r.throughput_tok_s_low <= t["throughput_tok_s_ci95_high"]
-            and t["throughput_tok_s_ci95_low"] <= r.throughput_tok_s_high
-        )
-    assert float(np.median(errors)) <= MEDIAN_TOLERANCE, errors
-    assert max(errors) <= MAX_TOLERANCE, errors
-    assert in_band >= MIN_IN_BAND and meets_ci >= MIN_MEETS_CI, (in_band, meets_ci)
+        halves.append((r.throughput_tok_s_high - r.throughput_tok_s_low) / 2 / r.throughput_tok_s)
+    assert len(kept) == KEPT_CELLS
+    assert float(np.median(kept)) <= KEPT_MEDIAN and max(kept) <= KEPT_MAX, kept
+    assert float(np.median(errors)) <= ALL_MEDIAN and max(errors) <= ALL_MAX, errors
+    assert in_band == 24, in_band
+    assert float(np.median(halves)) <= BAND_MEDIAN_HALF and max(halves) <= BAND_MAX_HALF, halves
 
 
-# That run (BENCHMARKS.md §8): throughput error median 6.3 %, max 40.9 %; the truth inside the 95 % band in
-# 19 of 24 cells, the band meeting the truth's own 95 % CI in 22. The fit and projection are deterministic,
-# so the bounds are those figures rounded, not a margin for noise. The max is set by truth cells measured
-# while the shared machine's load rose (H100-AWQ batch at 4 users came out slower than on A100); without
-# the host-time terms the same run gave median 21.4 %, max 84.5 % and 14 of 24 cells in the band.
-MEDIAN_TOLERANCE = 0.065
-MAX_TOLERANCE = 0.41
-MIN_IN_BAND = 19
-MIN_MEETS_CI = 22
+# That run (BENCHMARKS.md §8): 13 of 24 projections kept, throughput error median 1.6 %, max 7.6 %; all 24:
+# median 4.2 %, max 23.0 %, every truth inside its 95 % band; band half-width median 42.7 %, max 119.6 %.
+# The fit and projection are deterministic, so the bounds are those figures rounded up, not a margin for
+# noise. The cells left out are those whose simulator fell off the model's timeline (truth 1.5–17.6 %
+# below the model's own figure there, 0.6–4.3 % in the kept cells). The band is wide on H100 because host time per step and per token stay
+# at their priors (0 ± 0.5 ms, 0 ± 50 µs) — RTX cells cannot tell them from the GPU terms — and H100-AWQ
+# emits a token every ~0.2 ms; its upper edge is capped at the roofline, which keeps the max bounded.
+KEPT_CELLS = 13
+KEPT_MEDIAN = 0.017
+KEPT_MAX = 0.076
+ALL_MEDIAN = 0.043
+ALL_MAX = 0.231
+BAND_MEDIAN_HALF = 0.43
+BAND_MAX_HALF = 1.2
