@@ -294,7 +294,12 @@ def compare(run: Run) -> dict[str, Any]:
         tb = truth.loc[(f"{str(s.gpu)[:4].upper()}-BF16", s.workload, s.concurrency, s.max_new_tokens)]
         tq = truth.loc[(f"{str(s.gpu)[:4].upper()}-AWQ", s.workload, s.concurrency, s.max_new_tokens)]
         true_savings = (1 - float(tb["throughput_tok_s"]) / float(tq["throughput_tok_s"])) * 100
-        kept = [c["kept_schedule"] for c in rows if c["workload"] == s.workload and c["concurrency"] == s.concurrency]
+        gpu = str(s.gpu)[:4].upper()
+        kept = [
+            c["kept_schedule"]
+            for c in rows
+            if c["truth_target"].startswith(gpu) and c["workload"] == s.workload and c["concurrency"] == s.concurrency
+        ]
         savings.append(
             {
                 "gpu": s.gpu,
