@@ -391,6 +391,14 @@ def render_section(w: dict[str, Any], history: list[dict[str, Any]] | None = Non
             f"{a['band_coverage']}, meeting the CI "
             f"{a['band_meets_truth_ci']}. Projection time {w['projection_s']} s for the whole run.",
         ]
+    for kept, name in ((True, "kept"), (False, "left-out")):
+        gap = [c["truth_vs_model_pct"] for c in w["cells"] if c["kept_schedule"] is kept]
+        if gap:
+            lines += [
+                "",
+                f"Truth vs the model's own figure in the {name} cells: {min(gap):+.1f} % to {max(gap):+.1f} % "
+                f"(median {float(np.median(gap)):+.1f} %).",
+            ]
     lines += [
         "",
         "| measured → truth | workload | users | projected tok/s [band] | truth tok/s | error | model tok/s "
