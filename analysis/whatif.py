@@ -33,21 +33,27 @@ Z95 = 1.96
 NO_CI_REL_SE = 0.10  # a cell without a throughput CI is weighted as if it had ±10 % (1 σ)
 MIN_TPOT_REL_SE = 0.05  # TPOT p50 has no CI of its own: weighted like the cell's throughput, at least ±5 %
 MIN_DOF_FOR_SCALE = 3  # without measured errors, residuals set the fit's scale only from this many dof
-MAX_REL_SE = 0.5  # an efficiency known worse than ±50 % is not identified by the data: the assumption stays
 WAVES_SHARE = 0.5  # completion_sync_share at or above this: the users move in lockstep (METRICS.md)
-# Host time (HTTP writes, detokenization, event-loop wake-ups, a loaded CPU) that a faster GPU does not
-# shorten: per engine step and per emitted token. Where the cells cannot pin a term down (its standard
-# error would exceed the default's σ), the default stays and its σ widens the band (docs/WHATIF.md).
-HOST_STEP_MS, HOST_STEP_SIGMA_MS = 0.5, 0.5
-HOST_TOKEN_US, HOST_TOKEN_SIGMA_US = 50.0, 50.0
-# θ = (1/bandwidth eff., 1/compute eff., host s per step, host s per emitted token): defaults and their σ
-# (the efficiencies' documented assumptions are taken as exact, as the profiles state them).
+# Every term has a weak Gaussian prior (docs/WHATIF.md "The fit"); the data move a term as far as they
+# pin it down, and a direction they cannot see (host time per step vs weight streaming on a slow GPU)
+# stays at the prior with the prior's σ, which bounds the band instead of letting the term run free.
+# Efficiencies: the profile's documented assumption, ±25 % of 1/efficiency (1 σ).
+EFF_PRIOR_REL = 0.25
+# Host time (HTTP writes, detokenization, event-loop wake-ups, a loaded CPU) beyond the profile's
+# documented per-step overhead, which a faster GPU does not shorten: per engine step and per emitted
+# token. The documented overhead is the best guess, so the priors centre on no correction; their σ is
+# the order of a Python server's work per step and per streamed event (docs/WHATIF.md).
+HOST_STEP_MS, HOST_STEP_SIGMA_MS = 0.0, 0.5
+HOST_TOKEN_US, HOST_TOKEN_SIGMA_US = 0.0, 50.0
 HOST_DEFAULT = np.array([HOST_STEP_MS / 1e3, HOST_TOKEN_US / 1e6])
 HOST_SIGMA = np.array([HOST_STEP_SIGMA_MS / 1e3, HOST_TOKEN_SIGMA_US / 1e6])
+# A term counts as identified when the data cut its prior σ at least in half (carry ≥ 3× the prior's
+# information); otherwise it is reported as staying at its prior.
+IDENTIFIED_SHARE = 0.5
 PARAMS = (
     ("bandwidth_efficiency", "achieved share of datasheet memory bandwidth (weights + KV-cache traffic)"),
     ("compute_efficiency", "achieved share of dense tensor peak (linear layers × dequant factor + attention)"),
-    ("host_ms_per_step", "host time per engine step beyond the GPU's documented overhead; not GPU-scaled"),
+    ("host_ms_per_step", "host time per engine step beyond (−: short of) the documented overhead; not GPU-scaled"),
     ("host_us_per_token", "host time per emitted token (HTTP write, detokenization); not GPU-scaled"),
 )
 GPU_OVERHEAD = (
@@ -75,8 +81,8 @@ def _defaults(profile: Profile) -> np.ndarray:
     return np.concatenate([doc_theta(profile)[:2], HOST_DEFAULT])
 
 
-def _prior_sigma() -> np.ndarray:
-    return np.concatenate([[0.0, 0.0], HOST_SIGMA])
+def _prior_sigma(profile: Profile) -> np.ndarray:
+    return np.concatenate([doc_theta(profile)[:2] * EFF_PRIOR_REL, HOST_SIGMA])
 
 
 def coefficients(theta: np.ndarray, profile: Profile) -> np.ndarray:
@@ -88,7 +94,8 @@ def coefficients(theta: np.ndarray, profile: Profile) -> np.ndarray:
 
 @dataclass
 class TargetFit:
-    """θ of one target (see HOST_DEFAULT), its covariance (defaults' σ included) and what was fitted."""
+    """θ of one target (see HOST_DEFAULT), its covariance (the priors' σ included) and what the data pinned
+    down: `fitted[j]` when they cut term j's prior σ at least in half (IDENTIFIED_SHARE)."""
 
     label: str
     profile: Profile
@@ -99,6 +106,20 @@ class TargetFit:
     cells: list[CellObs]
     notes: list[str] = field(default_factory=list)
     rms_step_residual_s: float = 0.0  # the same residuals as seconds per engine step (host noise stays absolute)
+    held: tuple[bool, bool, bool, bool] = (False, False, False, False)  # fixed at its physical bound
+
+    @property
+    def status(self) -> list[str]:
+        """Per term: how its value came about, in words (the parameter table's "status")."""
+        out = []
+        for j in range(4):
+            if self.held[j]:
+                out.append("held (the data pushed it past its physical range)")
+            elif self.fitted[j]:
+                out.append("fitted")
+            else:
+                out.append("prior ± its σ (not identifiable from these cells)")
+        return out
 
     def param_rows(self) -> list[dict[str, object]]:
         doc = _defaults(self.profile)
@@ -107,24 +128,21 @@ class TargetFit:
             se = math.sqrt(max(self.cov[j, j], 0.0))
             lo, hi = self.theta[j] - Z95 * se, self.theta[j] + Z95 * se
             if j < 2:  # θ is 1/efficiency: invert, the interval flips
-                value, low, high, assumed = 1 / self.theta[j], 1 / hi, (1 / lo if lo > 0 else 1.0), 1 / doc[j]
+                value, low, high, prior = 1 / self.theta[j], 1 / hi, (1 / lo if lo > 0 else 1.0), 1 / doc[j]
                 low, high = max(0.0, low), min(1.0, high)
-                status = "fitted" if self.fitted[j] else "assumed (not identifiable from these cells)"
             else:
                 unit = 1e3 if j == 2 else 1e6
-                value, low, high, assumed = self.theta[j] * unit, max(0.0, lo * unit), hi * unit, doc[j] * unit
-                status = "fitted" if self.fitted[j] else "default ± its σ (not identifiable from these cells)"
-            show = self.fitted[j] or j >= 2  # a host default carries its σ into the band: show it
+                value, low, high, prior = self.theta[j] * unit, max(0.0, lo * unit), hi * unit, doc[j] * unit
             rows.append(
                 {
                     "target_label": self.label,
                     "parameter": name,
                     "meaning": meaning,
                     "value": value,
-                    "ci95_low": low if show else math.nan,
-                    "ci95_high": high if show else math.nan,
-                    "documented": assumed,
-                    "status": status,
+                    "ci95_low": low,
+                    "ci95_high": high,
+                    "documented": prior,
+                    "status": self.status[j],
                 }
             )
         overhead = self.profile.step_overhead_ms
@@ -247,61 +265,57 @@ def _solve(
     y: np.ndarray,
     sd: np.ndarray,
     free: list[int],
-    fixed: np.ndarray,
+    value: np.ndarray,
     sigma: np.ndarray,
     measured_errors: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least squares for the `free` terms, the others at `fixed`.
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Maximum a posteriori θ: weighted least squares for the `free` terms with Gaussian priors
+    N(value, sigma²); the other terms fixed at `value`.
 
-    Covariance: the free terms' (scaled by the residuals where they exceed the inputs' errors; when no
-    input has a measured error, `sd` only weighs the rows and the residuals set the scale outright), plus
-    each fixed term's σ carried through the fit's sensitivity to it. Returns θ and its covariance.
+    The rows' errors are scaled by the residuals where these exceed them (when no input has a measured
+    error, `sd` only weighs the rows and the residuals set the scale outright) and the fit is redone at that
+    scale, so the priors weigh against the data as they really are; the prior itself is never scaled, so a
+    direction the data cannot see keeps exactly the prior's σ. Covariance: the posterior's, plus each fixed
+    term's σ carried through the fit's sensitivity to it. Returns θ, its covariance and the effective
+    number of parameters the data determine (the trace of the hat matrix).
     """
-    n = len(fixed)
+    n = len(value)
     held = [j for j in range(n) if j not in free]
-    theta = fixed.copy()
+    theta = value.copy()
     w = 1.0 / sd**2
+    af, ah = a[:, free], a[:, held]
+    precision = np.diag(1.0 / sigma[free] ** 2)
+    rhs = y - ah @ value[held]
+    scale, used = 1.0, 0.0
+    for attempt in range(2):  # at the inputs' errors, then at the scale their residuals showed
+        ws = w / scale
+        info = af.T @ (af * ws[:, None])
+        inv = np.linalg.inv(info + precision)
+        theta[free] = inv @ (af.T @ (ws * rhs) + precision @ value[free])
+        used = float(np.trace(inv @ info))
+        resid = (y - a @ theta) / sd
+        dof = len(y) - used
+        if attempt == 1 or dof < 1.0:
+            break
+        chi2 = float(resid @ resid) / dof
+        scale = max(1.0, chi2) if measured_errors or dof < MIN_DOF_FOR_SCALE else chi2
     sens = np.zeros((n, n))  # dθ / dθ_held
     sens[held, held] = 1.0
     cov = np.zeros((n, n))
-    dof = max(1, len(y) - len(free))
-    if free:
-        af = a[:, free]
-        normal = af.T @ (af * w[:, None])
-        inv = np.linalg.inv(normal)
-        theta[free] = inv @ af.T @ (w * (y - a[:, held] @ fixed[held]))
-        resid = (y - a @ theta) / sd
-        chi2 = float(resid @ resid) / dof
-        if len(y) <= len(free):
-            scale = 1.0
-        elif measured_errors or dof < MIN_DOF_FOR_SCALE:
-            scale = max(1.0, chi2)
-        else:
-            scale = chi2
-        cov[np.ix_(free, free)] = inv * scale
-        sens[np.ix_(free, held)] = -inv @ af.T @ (a[:, held] * w[:, None])
+    cov[np.ix_(free, free)] = inv
+    sens[np.ix_(free, held)] = -inv @ af.T @ (ah * (w / scale)[:, None])
     cov += sens @ np.diag(sigma**2) @ sens.T
-    return theta, cov
-
-
-def _unidentified(theta: np.ndarray, cov: np.ndarray, free: list[int], sigma: np.ndarray) -> int | None:
-    """The free term to hold at its default: out of its physical range first, then the least determined."""
-    low = [1.0, 1.0, 0.0, 0.0]
-    out = [j for j in free if theta[j] < low[j] - 1e-9]  # 1 ns of slack: exact data lands on the bound
-    if out:
-        return out[0]
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    # efficiencies: relative error over MAX_REL_SE; host terms: error over the default's own σ
-    badness = {j: (se[j] / abs(theta[j]) / MAX_REL_SE if j < 2 else se[j] / sigma[j]) for j in free}
-    worst = max(free, key=lambda j: badness[j]) if free else None
-    return worst if worst is not None and badness[worst] > 1.0 else None
+    return theta, cov, used
 
 
 def fit_target(label: str, profile: Profile, cells: list[CellObs]) -> TargetFit:
-    """Weighted least squares for θ; a term the data cannot pin down stays at its default and says so.
+    """Every term fitted against its prior (see EFF_PRIOR_REL, HOST_DEFAULT); the output says which the
+    data pinned down and which stayed at the prior.
 
     The GPU's documented per-step overhead is an offset (it cannot be told apart from host time per step
-    on one GPU); host time per step and per emitted token are fitted on top of it.
+    on one GPU); host time per step and per emitted token are fitted on top of it. A term the data push
+    past its physical range is held there: an efficiency at the profile's assumption (not above 100 %),
+    host time per step at minus the documented overhead (no step without overhead), per token at zero.
     """
     concurrencies = sorted({c.key[1] for c in cells})
     if len(concurrencies) < 2:
@@ -311,28 +325,40 @@ def fit_target(label: str, profile: Profile, cells: list[CellObs]) -> TargetFit:
         )
     a, measured, sd, _ = _design(profile, cells)
     y = measured - a[:, 2] * profile.step_overhead_ms / 1e3  # the GPU's documented overhead is an offset
-    doc, sigma = _defaults(profile), _prior_sigma()
+    value, sigma = _defaults(profile), _prior_sigma(profile)
+    low = np.array([1.0, 1.0, -profile.step_overhead_ms / 1e3, 0.0])
     free = [0, 1, 2, 3]
     notes: list[str] = []
     while True:
-        theta, cov = _solve(a, y, sd, free, doc, sigma, any(c.has_ci for c in cells))
-        worst = _unidentified(theta, cov, free, sigma)
-        if worst is None:
+        theta, cov, used = _solve(a, y, sd, free, value, sigma, any(c.has_ci for c in cells))
+        out = [j for j in free if theta[j] < low[j] - 1e-9]  # 1 ns of slack: exact data lands on the bound
+        if not out:
             break
-        free.remove(worst)
-        if worst < 2:
-            notes.append(f"{PARAMS[worst][0]} is not identifiable from these cells: kept at the profile's assumption")
-        else:
-            unit, name = (1e3, "ms") if worst == 2 else (1e6, "µs")
+        j = out[0]
+        free.remove(j)
+        if j >= 2:
+            value[j] = low[j]
+        notes.append(f"{PARAMS[j][0]}: the cells push it past its physical range; held at {_show(j, value[j])}")
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    fitted = tuple(j in free and se[j] <= IDENTIFIED_SHARE * sigma[j] for j in range(4))
+    for j in free:
+        if not fitted[j]:
             notes.append(
-                f"{PARAMS[worst][0]} is not identifiable from these cells: kept at the default "
-                f"{doc[worst] * unit:g} ± {sigma[worst] * unit:g} {name}, which widens the band"
+                f"{PARAMS[j][0]} is not identifiable from these cells: stays at its prior "
+                f"{_show(j, _defaults(profile)[j])} ± {_show(j, sigma[j], sigma=True)}, which widens the band"
             )
-    fitted = tuple(j in free for j in range(4))
-    resid, dof = y - a @ theta, max(1, len(y) - len(free))
+    resid, dof = y - a @ theta, max(1.0, len(y) - used)
     rel, per_step = resid / measured, resid / a[:, 2]  # a row's constant column is its steps per token
     rms, rms_step = math.sqrt(float(rel @ rel) / dof), math.sqrt(float(per_step @ per_step) / dof)
-    return TargetFit(label, profile, theta, cov, fitted, rms, cells, notes, rms_step)  # type: ignore[arg-type]
+    held = tuple(j not in free for j in range(4))
+    return TargetFit(label, profile, theta, cov, fitted, rms, cells, notes, rms_step, held)  # type: ignore[arg-type]
+
+
+def _show(j: int, v: float, sigma: bool = False) -> str:
+    """Term j's value (or prior σ) in its reporting unit: an efficiency, ms or µs."""
+    if j < 2:
+        return f"{EFF_PRIOR_REL * 100:.0f} % (of 1/efficiency)" if sigma else f"{1 / v:.2f}"
+    return f"{v * 1e3:g} ms" if j == 2 else f"{v * 1e6:g} µs"
 
 
 @dataclass(frozen=True)
@@ -377,10 +403,12 @@ def project_cell(fit: TargetFit, cell: CellObs, target: Profile) -> Projected:
         kv = work.prompt_tokens + work.output_tokens / 2.0
     kv_max = target.kv_capacity_tokens / kv
     limit = "KV cache" if kv_max < target.max_num_seqs else "max_num_seqs"
+    # no band reaches past the roofline: every efficiency at 100 %, no overhead, no host time
+    roofline_spt = float(g[0] + g[1])
     return Projected(
         throughput_tok_s=1.0 / spt,
         throughput_low=1.0 / (spt + Z95 * sd),
-        throughput_high=1.0 / (spt - Z95 * sd) if spt > Z95 * sd else math.inf,
+        throughput_high=1.0 / max(spt - Z95 * sd, roofline_spt),
         tpot_p50_ms=float(np.median(est.tpot_features() @ coef)) * 1e3,
         ttft_p50_ms=float(np.median(est.ttft_features() @ coef)) * 1e3,
         rel_half=Z95 * sd / spt,

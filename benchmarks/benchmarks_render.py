@@ -119,7 +119,7 @@ def render(out: Path, previous: str = "") -> str:
         return render_peer_check(data)
 
     section("## 10. Real vLLM peer check", _load(out, "vllm_peer_check.json"), peer_check)
-    section("## 8. What-if projections", _load(out, "sim_whatif.json"), whatif_section)
+    lines += whatif_section(out) or _kept(old, "## 8. What-if projections")
 
     def open_loop(data: dict[str, Any]) -> list[str]:
         from open_loop_truth import render_section  # type: ignore[import-not-found]
@@ -559,49 +559,14 @@ def coverage_section(cov: dict[str, Any]) -> list[str]:
     return lines
 
 
-def whatif_section(w: dict[str, Any]) -> list[str]:
-    """§8: projection error of `analysis whatif` against simulated A100/H100 grids (benchmarks/sim_whatif.py)."""
-    s, cfg = w["summary"], w["config"]
-    lines = [
-        "## 8. What-if projections vs simulated A100/H100",
-        "",
-        "`benchmarks/sim_whatif.py`: one grid against six simulators — the RTX 2000 Ada BF16/AWQ pair (the",
-        "measured GPU) and the same models on the `a100-80gb-*` / `h100-80gb-*` profiles (the truth) —",
-        f"workloads {', '.join(cfg.get('workloads', []))} (batch: 384-token prompts), 64 output tokens ±50 %,",
-        f"{cfg['concurrency']} users,",
-        f"{cfg['duration_s']} s cells with {cfg['warmup_s']} s warm-up. The RTX cells alone are fitted, projected",
-        "onto A100/H100 and compared",
-        "with the measured A100/H100 cells of the same model. The simulator is the step-time model, so this",
-        "measures the fit, the closed-loop reconstruction and the calibration transfer through real HTTP",
-        "measurement, not the physics (docs/WHATIF.md).",
-        "",
-        "| | median abs. error | max abs. error |",
-        "|---|---|---|",
-    ]
-    for key, name in (("throughput", "throughput (tok/s)"), ("tpot", "TPOT p50"), ("ttft", "TTFT p50")):
-        e = s[f"{key}_abs_err_pct"]
-        lines.append(f"| {name} | {e['median']:.1f} % | {e['max']:.1f} % |")
-    lines += [
-        "",
-        f"Truth inside the projected 95 % throughput band: {s['band_coverage']} cells. Projection time "
-        f"{w['projection_s']} s for the whole run.",
-        "",
-        "| measured → truth | workload | users | projected tok/s [band] | truth tok/s | error | TPOT err | TTFT err |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for c in w["cells"]:
-        lines.append(
-            f"| {c['measured_target']} → {c['truth_target']} | {c['workload']} | {c['concurrency']} "
-            f"| {c['projected_tok_s']:,.1f} [{c['band_tok_s'][0]:,.1f}, {c['band_tok_s'][1]:,.1f}] "
-            f"| {c['truth_tok_s']:,.1f} | {c['throughput_err_pct']:+.1f} % | {c['tpot_err_pct']:+.1f} % "
-            f"| {c['ttft_err_pct']:+.1f} % |"
-        )
-    lines += ["", "Quant (AWQ) vs BF16 savings at one price per GPU, projected vs truth:", ""]
-    lines += ["| GPU | workload | users | projected [band] | truth |", "|---|---|---|---|---|"]
-    for v in w["savings"]:
-        lines.append(
-            f"| {v['gpu']} | {v['workload']} | {v['concurrency']} | {v['projected_pct']:+.1f} % "
-            f"[{v['band_pct'][0]:+.1f}, {v['band_pct'][1]:+.1f}] | {v['truth_pct']:+.1f} % |"
-        )
-    lines += ["", "Fit notes: " + "; ".join(w["notes"]), ""]
-    return lines
+def whatif_section(out: Path) -> list[str]:
+    """§8 from sim_whatif.json and the kept runs in sim_whatif_runs/ (none: no section)."""
+    wif = _load(out, "sim_whatif.json")
+    if not wif:
+        return []
+    from sim_whatif import render_section  # type: ignore[import-not-found]
+
+    runs = sorted((out / "sim_whatif_runs").glob("*.json"))
+    return render_section(wif, [json.loads(p.read_text()) for p in runs])
+
+

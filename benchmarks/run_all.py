@@ -691,7 +691,20 @@ def main() -> None:
         if "whatif" in only:
             out = OUT_DIR / f"sim_whatif{suffix}.json"
             size = ["--duration-s", "5", "--warmup-s", "2", "--concurrency", "4,8"] if opts.quick else []
-            run_script([PY, "benchmarks/sim_whatif.py", *size, "--json", str(out)], out)
+            cells = OUT_DIR / f"sim_whatif_cells{suffix}.csv"  # the run's capacity rows: the unit test's fixture
+            # The run's cells (large, not committed): --run-dir compares them again.
+            work = PROFILE_DIR / "sim_whatif_work" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+            args = [*size, "--json", str(out), "--fixture", str(cells), "--work", str(work)]
+            data = run_script([PY, "benchmarks/sim_whatif.py", *args], out)
+            if not opts.quick:  # every full run is kept: §8 lists them all
+                kept = (
+                    OUT_DIR
+                    / "sim_whatif_runs"
+                    / f"{data['config']['started_utc'].replace(' ', 'T').replace(':', '')}.json"
+                )
+                kept.parent.mkdir(exist_ok=True)
+                shutil.copyfile(out, kept)
+                shutil.copyfile(cells, kept.with_suffix(".csv"))
         if "openloop" in only:
             out = OUT_DIR / f"open_loop{suffix}.json"
             run_script(

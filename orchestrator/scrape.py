@@ -61,6 +61,8 @@ def scrape_once(base_url: str, timeout_s: float = 2.0, headers: dict[str, str] |
                 column = CORE_SERIES.get(name[: -len("_total")])
             if column is None and family.type == "histogram" and name.endswith(("_sum", "_count")):
                 column = name.replace("vllm:", "")
+            if column is None and family.type == "counter" and name.startswith("sim:") and name.endswith("_total"):
+                column = name  # the simulator's own health counters
             if column is not None:
                 values[column] = values.get(column, 0.0) + float(sample.value)
     return values

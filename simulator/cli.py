@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--firehose", action="store_true", help="write all events as fast as the socket takes them")
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
     parser.add_argument(
+        "--anchored-steps",
+        action="store_true",
+        help="back-to-back engine steps follow the model's timeline (host time shorter than a step is absorbed)",
+    )
+    parser.add_argument(
         "--emission-lag-log", type=Path, default=None, help="on exit, write each token's emission lag (ns) here"
     )
     parser.add_argument(
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         emission_lag_log=args.emission_lag_log,
         divergence=Divergence(rate, args.divergence_seed),
         logprob_drift=drift,
+        anchored_steps=args.anchored_steps,
     )
     if settings.max_model_len > profile.kv_capacity_tokens:
         sys.exit(f"error: max_model_len {settings.max_model_len} exceeds KV capacity {profile.kv_capacity_tokens}")

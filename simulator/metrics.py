@@ -2,7 +2,11 @@
 
 Hot-path updates are plain integer/float additions and a bisect into fixed buckets; prometheus_client
 only renders them at scrape time through a custom collector, so counting every token costs ~100 ns.
-`sim:emission_lag_seconds` (not a vLLM metric) is actual − scheduled write time of each token event.
+`sim:emission_lag_seconds` (not a vLLM metric) is actual − scheduled write time of each token event;
+`sim:engine_step_seconds` is each engine step's modelled duration and `sim:engine_step_overrun_seconds`
+how much later than that the next back-to-back step began (host time the model does not contain: token
+writes, request parsing, a loaded CPU). Overrun sum ÷ step sum is how far the server fell off its model
+(by default); with anchored steps, `sim:engine_step_misses_total` counts the steps that fell off it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ E2E_BUCKETS_S = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
 ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
                  40.0, 80.0)  # fmt: skip
 LAG_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+STEP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class FastHistogram:
@@ -82,11 +87,14 @@ class ServerMetrics:
         self.preemptions = 0
         self.prefix_cache_queries = 0
         self.prefix_cache_hits = 0
+        self.step_misses = 0
         self.success_by_reason: dict[str, int] = {"stop": 0, "length": 0, "abort": 0, "error": 0}
         self.ttft = FastHistogram(TTFT_BUCKETS_S)
         self.e2e = FastHistogram(E2E_BUCKETS_S)
         self.itl = FastHistogram(ITL_BUCKETS_S)
         self.emission_lag = FastHistogram(LAG_BUCKETS_S)
+        self.engine_step = FastHistogram(STEP_BUCKETS_S)
+        self.step_overrun = FastHistogram(LAG_BUCKETS_S)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -115,6 +123,11 @@ class ServerMetrics:
                 "Prefix cache hits, in terms of number of cached tokens.",
                 self.prefix_cache_hits,
             ),
+            (
+                "sim:engine_step_misses",
+                "Anchored steps that started later than their own duration (simulator only).",
+                self.step_misses,
+            ),
         ):
             counter = CounterMetricFamily(name, doc, labels=names)
             counter.add_metric(values, total)
@@ -136,6 +149,14 @@ class ServerMetrics:
         )
         yield self.emission_lag.family(
             "sim:emission_lag_seconds", "Token event write time minus its scheduled time (simulator only).", self.labels
+        )
+        yield self.engine_step.family(
+            "sim:engine_step_seconds", "Modelled duration of each engine step (simulator only).", self.labels
+        )
+        yield self.step_overrun.family(
+            "sim:engine_step_overrun_seconds",
+            "Start of a back-to-back engine step minus the modelled end of the one before (simulator only).",
+            self.labels,
         )
 
     def render(self) -> bytes:

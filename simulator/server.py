@@ -55,6 +55,7 @@ class ServerSettings:
     emission_lag_log: Path | None = None
     divergence: Divergence = field(default_factory=Divergence)
     logprob_drift: float = 0.0
+    anchored_steps: bool = False
 
     @property
     def fixed_timing(self) -> bool:
@@ -83,7 +84,7 @@ class SimServer:
         self.fixed = FixedDriver(
             int((settings.fixed_ttft_ms or 0.0) * 1e6), int((settings.fixed_itl_ms or 0.0) * 1e6), clock_ns
         )
-        self.engine_driver = EngineDriver(self.engine, self.metrics, clock_ns)
+        self.engine_driver = EngineDriver(self.engine, self.metrics, clock_ns, settings.anchored_steps)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _gauges(self) -> tuple[int, int, float]:

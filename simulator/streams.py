@@ -278,12 +278,22 @@ class FixedDriver:
 
 
 class EngineDriver:
-    """Roofline timing: runs `Engine.step()` in real time and emits each step's tokens when it ends."""
+    """Roofline timing: runs `Engine.step()` in real time and emits each step's tokens when it ends.
 
-    def __init__(self, engine: Engine, metrics: ServerMetrics, clock_ns: Callable[[], int]) -> None:
+    By default a step starts when the previous one's tokens are written, so host time (writes, request
+    parsing, a busy CPU) adds to every step. `anchored`: back-to-back steps follow the model's timeline
+    instead — a step ends its modelled duration after the previous one's modelled end — so host time
+    shorter than a step is absorbed; a step that starts more than its own duration late drops the
+    timeline and starts a new one (`sim:engine_step_misses_total`).
+    """
+
+    def __init__(
+        self, engine: Engine, metrics: ServerMetrics, clock_ns: Callable[[], int], anchored: bool = False
+    ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.clock_ns = clock_ns
+        self.anchored = anchored
         self.streams: dict[int, Stream] = {}
         self.next_id = 0
         self.wake = asyncio.Event()
@@ -300,20 +310,37 @@ class EngineDriver:
         if self.streams.pop(seq_id, None) is not None:
             self.engine.abort(seq_id)  # no-op when the engine already finished it
 
+    def _due(self, start: int, last_due: int | None, duration_ns: int) -> int:
+        """When the step started at `start` ends; observes how late it started (host time)."""
+        if last_due is None:
+            return start + duration_ns
+        late = max(0, start - last_due)
+        self.metrics.step_overrun.observe(late / 1e9)
+        if not self.anchored:
+            return start + duration_ns
+        if late > duration_ns:
+            self.metrics.step_misses += 1
+            return start + duration_ns
+        return last_due + duration_ns
+
     async def run(self) -> None:
-        engine, clock = self.engine, self.clock_ns
+        engine, clock, metrics = self.engine, self.clock_ns, self.metrics
+        last_due: int | None = None  # modelled end of the previous step, while steps run back to back
         while True:
             if not engine.has_work():
+                last_due = None
                 self.wake.clear()
                 await self.wake.wait()
                 continue
             start = clock()
             result = engine.step()
-            self.metrics.preemptions = engine.num_preemptions
+            metrics.preemptions = engine.num_preemptions
             if result.num_scheduled_tokens == 0:
+                last_due = None
                 await asyncio.sleep(0.001)  # nothing fits right now; wait for an abort to free KV
                 continue
-            due = start + int(result.duration_s * 1e9)
+            metrics.engine_step.observe(result.duration_s)
+            due = last_due = self._due(start, last_due, int(result.duration_s * 1e9))
             await sleep_until_ns(due, clock)
             for seq_id in result.emitted:
                 stream = self.streams.get(seq_id)

@@ -14,8 +14,6 @@ from analysis.cost import KEY
 from analysis.errors import InputError
 from analysis.run import RunTarget
 from analysis.whatif import (
-    HOST_DEFAULT,
-    HOST_SIGMA,
     CellObs,
     WhatIfInput,
     coefficients,
@@ -55,28 +53,59 @@ def _model_cells(coef: np.ndarray, rel_se: float = 1e-4) -> list[CellObs]:
 
 
 def test_fit_recovers_the_efficiencies_and_host_time_the_cells_were_made_with() -> None:
+    """Exact cells stated at ±1e-6: the data outweigh the priors, which still pull host time per step (the
+    direction weight streaming nearly shares) toward its prior centre, 0, by 1.1 %; 2 % bounds that pull."""
     truth = np.array([1 / 0.7, 1 / 0.45, *HOST])
     fit = fit_target("T", RTX, _model_cells(_coef(RTX, truth), rel_se=1e-6))
     assert fit.fitted == (True, True, True, True)
-    np.testing.assert_allclose(fit.theta, truth, rtol=1e-5)
-    assert fit.rms_rel_residual < 1e-9
+    np.testing.assert_allclose(fit.theta, truth, rtol=0.02)
+    assert fit.rms_rel_residual < 1e-4
 
 
-def test_host_terms_the_noise_hides_stay_at_their_default_and_widen_the_band() -> None:
-    """At ±2 % per cell, host time per step cannot be told apart from weight streaming, nor host time per
-    token from the linear layers' FLOPs: the defaults stay, and their σ enters the covariance."""
-    fit = fit_target("T", RTX, _model_cells(_coef(RTX, np.array([1 / 0.7, 1 / 0.45, *HOST])), rel_se=0.02))
+def _collinear_cells(theta: np.ndarray) -> list[CellObs]:
+    """Chat cells with 8-token prompts and 16-token outputs at ±2 %: KV traffic is 0.3 % of the weights
+    streamed per step and there is no prefill to speak of, so host time per step moves exactly like weight
+    streaming (1/bandwidth efficiency) and host time per token like the decode FLOPs."""
+    cells = []
+    for n in (2, 4, 8):
+        work = LoopWorkload(n, 8, 16, synchronized=False)
+        trace = run_closed_loop(RTX, work)
+        coef = _coef(RTX, theta)
+        tpot_ms = float(trace.tpot_features().mean(axis=0) @ coef) * 1e3
+        cells.append(
+            CellObs(("chat", n, 16), work, 1 / float(trace.s_per_token_features() @ coef), 0.02, tpot_ms, math.nan)
+        )
+    return cells
+
+
+def test_host_terms_collinear_with_the_gpu_terms_stay_at_their_prior_and_the_band_stays_bounded() -> None:
+    """The cells were made with 0.5 ms of host time per step (1 σ of its prior) that they cannot tell from
+    weight streaming. The fit says so, the host terms keep their prior, and the projection onto H100 is
+    off by what 1 σ of host time is worth there: 0.5 ms on this model's ~4 ms H100 decode step, 12.5 %;
+    15 % bounds it. The band must hold the truth and stay bounded by the priors' σ: 1.96 × 0.5 ms over
+    ~4 ms is 25 %, plus the efficiencies' and per-token σ in quadrature; 35 % bounds it (a fit that let the
+    host terms run free gave ±162 % here)."""
+    host = np.array([0.0005, 0.0])
+    theta = np.array([*doc_theta(RTX)[:2], *host])
+    fit = fit_target("T", RTX, _collinear_cells(theta))
     assert fit.fitted[2:] == (False, False)
-    np.testing.assert_array_equal(fit.theta[2:], HOST_DEFAULT)
-    assert fit.cov[2, 2] >= HOST_SIGMA[0] ** 2 and fit.cov[3, 3] >= HOST_SIGMA[1] ** 2
-    assert any(n.startswith("host_ms_per_step is not identifiable") and "0.5 ± 0.5 ms" in n for n in fit.notes)
+    assert any(n.startswith("host_ms_per_step is not identifiable") and "0 ms ± 0.5 ms" in n for n in fit.notes)
     rows = {r["parameter"]: r for r in fit.param_rows()}
-    assert rows["host_us_per_token"]["status"] == "default ± its σ (not identifiable from these cells)"
+    assert rows["host_ms_per_step"]["status"] == "prior ± its σ (not identifiable from these cells)"
     assert rows["step_overhead_ms"]["value"] == RTX.step_overhead_ms
+    h100 = compose(resolve_hardware("h100-80gb", CATALOG, PROFILES), RTX)
+    for cell in fit.cells:
+        projected = project_cell(fit, cell, h100)
+        true_coef = _coef(h100, np.array([*doc_theta(h100)[:2], *host]))
+        truth = 1 / float(run_closed_loop(h100, cell.work).s_per_token_features() @ true_coef)
+        assert abs(projected.throughput_tok_s / truth - 1) <= 0.15
+        assert projected.throughput_low <= truth <= projected.throughput_high
+        assert projected.rel_half <= 0.35
 
 
 def test_host_time_carries_over_unchanged_and_the_gpu_terms_take_the_other_profile() -> None:
-    """Cells made at RTX's documented θ plus host time: on A100, A100's documented θ plus the same host time."""
+    """Cells made at RTX's documented θ plus host time: on A100, A100's documented θ plus the same host time
+    (within 0.5 %: at ±1e-6 the priors still pull host time per step by 1.1 %, see the first test)."""
     theta = np.array([*doc_theta(RTX)[:2], *HOST])
     fit = fit_target("T", RTX, _model_cells(_coef(RTX, theta), rel_se=1e-6))
     a100 = PROFILES["a100-80gb-bf16"]
@@ -85,7 +114,7 @@ def test_host_time_carries_over_unchanged_and_the_gpu_terms_take_the_other_profi
         projected = project_cell(fit, cell, target)
         trace = run_closed_loop(a100, cell.work)
         truth = 1 / float(trace.s_per_token_features() @ _coef(a100, np.array([*doc_theta(a100)[:2], *HOST])))
-        assert projected.throughput_tok_s == pytest.approx(truth, rel=1e-6)
+        assert projected.throughput_tok_s == pytest.approx(truth, rel=0.005)
         assert projected.throughput_low < truth < projected.throughput_high
 
 
@@ -149,9 +178,11 @@ def test_unknown_model_lists_the_known_ones() -> None:
 
 
 def test_projection_of_rtx_cells_matches_the_simulated_a100_and_h100_grid() -> None:
-    """Fixture: one grid against the simulator (benchmarks/sim_whatif.py --fixture), RTX pair measured, the
-    same models on the A100/H100 profiles as truth, batch and chat at 4, 8 and 16 users. BENCHMARKS.md §8
-    measured this run; the bounds are its figures (see the constants below).
+    """Fixture: benchmarks/sim_whatif.py --fixture, the run of 2026-12-05 08:59 UTC (BENCHMARKS.md §8):
+    anchored simulator steps, each cell against its own simulator, RTX pair measured, the same models on
+    the A100/H100 profiles as truth, batch and chat at 4, 8 and 16 users. `sim_miss_share` is each cell's
+    share of steps the simulator could not keep on the model's timeline; a projection whose truth or RTX
+    cell exceeds 2 % did not measure the model and is left out of the kept-cell bounds, as in §8.
     """
     cap, result = _measured_whatif(["a100-80gb", "h100-80gb"])
     assert any("no /metrics" in n for n in result.notes)  # type: ignore[attr-defined]
@@ -159,27 +190,36 @@ def test_projection_of_rtx_cells_matches_the_simulated_a100_and_h100_grid() -> N
     cells = result.cells  # type: ignore[attr-defined]
     projected = cells[cells["kind"] == "projected"]
     assert len(projected) == 2 * len(cells[cells["kind"] == "measured"]) == 24
-    errors, in_band, meets_ci = [], 0, 0
+    errors, kept, in_band, halves = [], [], 0, []
     for r in projected.itertuples(index=False):
         label = f"{r.gpu[:4].upper()}-{r.target_label.split('-')[1]}"
         t = truth.loc[(label, r.workload, r.concurrency, r.max_new_tokens)]
-        errors.append(abs(r.throughput_tok_s / float(t["throughput_tok_s"]) - 1))
+        m = truth.loc[(r.target_label, r.workload, r.concurrency, r.max_new_tokens)]
+        err = abs(r.throughput_tok_s / float(t["throughput_tok_s"]) - 1)
+        errors.append(err)
+        if max(float(t["sim_miss_share"]), float(m["sim_miss_share"])) <= 0.02:
+            kept.append(err)
         in_band += r.throughput_tok_s_low <= t["throughput_tok_s"] <= r.throughput_tok_s_high
-        meets_ci += (
-            r.throughput_tok_s_low <= t["throughput_tok_s_ci95_high"]
-            and t["throughput_tok_s_ci95_low"] <= r.throughput_tok_s_high
-        )
-    assert float(np.median(errors)) <= MEDIAN_TOLERANCE, errors
-    assert max(errors) <= MAX_TOLERANCE, errors
-    assert in_band >= MIN_IN_BAND and meets_ci >= MIN_MEETS_CI, (in_band, meets_ci)
+        halves.append((r.throughput_tok_s_high - r.throughput_tok_s_low) / 2 / r.throughput_tok_s)
+    assert len(kept) == KEPT_CELLS
+    assert float(np.median(kept)) <= KEPT_MEDIAN and max(kept) <= KEPT_MAX, kept
+    assert float(np.median(errors)) <= ALL_MEDIAN and max(errors) <= ALL_MAX, errors
+    assert in_band == 24, in_band
+    assert float(np.median(halves)) <= BAND_MEDIAN_HALF and max(halves) <= BAND_MAX_HALF, halves
 
 
-# That run (BENCHMARKS.md §8): throughput error median 6.3 %, max 40.9 %; the truth inside the 95 % band in
-# 19 of 24 cells, the band meeting the truth's own 95 % CI in 22. The fit and projection are deterministic,
-# so the bounds are those figures rounded, not a margin for noise. The max is set by truth cells measured
-# while the shared machine's load rose (H100-AWQ batch at 4 users came out slower than on A100); without
-# the host-time terms the same run gave median 21.4 %, max 84.5 % and 14 of 24 cells in the band.
-MEDIAN_TOLERANCE = 0.065
-MAX_TOLERANCE = 0.41
-MIN_IN_BAND = 19
-MIN_MEETS_CI = 22
+# That run (BENCHMARKS.md §8, load average 1.25 → 3.67): 20 of 24 projections kept, throughput error median
+# 1.7 %, max 4.6 %; all 24: median 2.2 %, max 22.6 %, every truth inside its 95 % band; band half-width
+# median 43.8 %, max 108.4 %. The fit and projection are deterministic, so the bounds are those figures
+# rounded up, not a margin for noise. The cells left out are those whose simulator fell off the model's
+# timeline (truth 8.0–20.6 % below the model's own figure there, +0.1 to −6.2 % in the kept cells). The
+# band is wide on H100 because host time per step and per token stay at their priors (0 ± 0.5 ms,
+# 0 ± 50 µs) — RTX cells cannot tell them from the GPU terms — and H100-AWQ emits a token every ~0.2 ms;
+# its upper edge is capped at the roofline, which keeps the max bounded.
+KEPT_CELLS = 20
+KEPT_MEDIAN = 0.017
+KEPT_MAX = 0.047
+ALL_MEDIAN = 0.023
+ALL_MAX = 0.227
+BAND_MEDIAN_HALF = 0.44
+BAND_MAX_HALF = 1.09
