@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO))
 
 from simulator.launch import start_simulator  # noqa: E402
 
-FIXED = ["--fixed-ttft-ms", "20", "--fixed-itl-ms", "10"]
 LATE_MS = 1.0  # the scheduling-lag goal: a send later than this is attributed
 WARMUP_S = 3.0  # late sends in the first seconds (the pool's first requests) are counted apart
 
@@ -134,10 +133,11 @@ def main() -> None:
     p.add_argument("--late-ms", type=float, default=LATE_MS)
     p.add_argument("--warmup-s", type=float, default=WARMUP_S, help="late sends before this are counted apart")
     p.add_argument("--runs", default="poisson,constant")
+    p.add_argument("--itl-ms", type=float, default=10.0, help="the simulator's fixed inter-token time")
     p.add_argument("--json", type=Path)
     opts = p.parse_args()
-    sim = start_simulator(FIXED)
-    out: dict[str, Any] = {"load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    sim = start_simulator(["--fixed-ttft-ms", "20", "--fixed-itl-ms", f"{opts.itl_ms:g}"])
+    out: dict[str, Any] = {"load_average_start": [round(x, 2) for x in os.getloadavg()], "itl_ms": opts.itl_ms}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in opts.runs.split(","):

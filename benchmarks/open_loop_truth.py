@@ -173,7 +173,7 @@ if __name__ == "__main__":
 
 
 RUNS = ("poisson_1p", "poisson_2p", "constant_1p", "gamma_b0.5_1p")
-LAG_P99_GOAL_MS, CV_GOAL, RATE_GOAL_PCT, TRACE_GOAL_MS = 1.0, 0.05, 2.0, 5.0
+LAG_P99_GOAL_MS, CV_GOAL, RATE_GOAL_PCT, TRACE_GOAL_MS, KS_ALPHA = 1.0, 0.05, 2.0, 5.0, 0.05
 
 
 def _row(label: str, r: dict[str, Any], rate: float) -> str:
@@ -213,6 +213,15 @@ def _goals(res: dict[str, Any]) -> list[str]:
         f"(p99 {min(p99, default=float('nan')):.2f}–{max(p99, default=float('nan')):.2f} ms across the runs).",
         f"- Constant-arrival gap CV < {CV_GOAL:g}: {verdict(cv is not None and cv < CV_GOAL)} (CV {cv}).",
     ]
+    ks = {n: r for n, r in runs.items() if "ks_p" in r}
+    if ks:
+        sent_fail = [f"{n} (p {r['ks_p']})" for n, r in ks.items() if r["ks_p"] < KS_ALPHA]
+        sched_fail = [n for n, r in ks.items() if r["ks_p_scheduled"] < KS_ALPHA]
+        lines.append(
+            f"- Gaps pass KS against their distribution (p ≥ {KS_ALPHA:g}): scheduled gaps "
+            f"{verdict(not sched_fail)}{' (' + ', '.join(sched_fail) + ')' if sched_fail else ' in every run'}; "
+            f"sent gaps {verdict(not sent_fail)}{' (' + ', '.join(sent_fail) + ')' if sent_fail else ' in every run'}."
+        )
     if trace:
         lines.append(
             f"- Trace replay within {TRACE_GOAL_MS:g} ms of each timestamp: "
@@ -240,12 +249,28 @@ def _attribution(att: dict[str, Any]) -> list[str]:
             f"{a['fire_late_p99_ms']:.2f} | {a['handover_p50_ms']:.2f} / {a['handover_p99_ms']:.2f} | "
             f"{a['gc']['max_ms']:.2f} | {causes} |"
         )
+    totals: dict[str, int] = {}
+    for kind in ("poisson", "constant"):
+        for why, n in att.get(kind, {}).get("causes", {}).items():
+            totals[why] = totals.get(why, 0) + n
+    late = sum(totals.values())
+    if late:
+        top = max(totals, key=totals.__getitem__)
+        os_late = sum(n for why, n in totals.items() if "OS run delay" in why)
+        lines += [
+            "",
+            f"Of {late} late sends, {os_late} ({100 * os_late / late:.0f} %) were the OS not running the process"
+            f" when its send was due; the most frequent cause: {top} ({totals[top]}).",
+        ]
     lines += [
         "",
         "*Alarm late*: the dispatcher's wake-up after the arrival was due. *Hand-over*: from handing the arrival",
-        "to a user to that request's send stamp. *OS run delay*: the process was runnable but not running",
-        "(`/proc/thread-self/schedstat`) for at least half of the late span; *loop held by*: a greenlet ran for",
-        "at least half of it; *hand-over: CPU in the user*: the user's own work before the send.",
+        "to a user to that request's send stamp. A late send is put on its larger part (alarm or hand-over), then:",
+        "*OS run delay*: the process's main thread was runnable but not running (`/proc/thread-self/schedstat`)",
+        "for at least half that part (for the alarm, counted from when it was set, so it may include waits",
+        "earlier in the gap); *loop held by*: a greenlet ran for at least half of it; *loop's own wake-up*:",
+        "neither; *CPU in the user*: the user's own work before the send; *garbage collection*: a collection",
+        "covered half of it.",
     ]
     return lines
 
