@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from locust_cluster import free_port  # type: ignore[import-not-found]  # noqa: E402
+
 from analysis.kstest import exponential_cdf, gamma_cdf, ks_test  # noqa: E402
 from simulator.launch import start_simulator  # noqa: E402
 
@@ -40,6 +42,9 @@ POOL = 64
 
 def run_locust(url: str, prefix: Path, duration_s: int, args: list[str], tree: Path = REPO) -> None:
     """The chat user from `tree`'s checkout (its loadgen is imported from the working directory)."""
+    if "--processes" in args:
+        port = str(free_port())  # not Locust's default 5557: another multi-process run's worker could join
+        args = [*args, "--master-bind-port", port, "--master-port", port]
     cmd = [sys.executable, "-m", "locust", "-f", str(tree / "locustfiles" / "chat.py"), "--headless",
            "-u", str(POOL), "-r", str(POOL), "-t", f"{duration_s}s", "--host", url, "--csv", str(prefix),
            "--only-summary", "--max-new-tokens", "16", "--stop-timeout", "10", *args]  # fmt: skip
