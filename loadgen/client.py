@@ -174,10 +174,14 @@ class LLMClient:
         *,
         collect_text: bool = False,
         record_emit_lag: bool = False,
+        ready: Callable[[], None] | None = None,
     ) -> GenerationOutcome:
         """One streamed generation. Never raises for server or network faults: they become the record's
         `error`. A killed greenlet (GreenletExit) still gets its record, marked interrupted, then re-raises
-        via `GenerationInterrupted`."""
+        via `GenerationInterrupted`.
+
+        `ready` (open loop) is called once the request is built, right before it is sent: it waits for the
+        request's arrival, so that the moment it is due only writes the bytes."""
         request_id = uuid.uuid4().hex
         url = self._url(api.path)
         headers = {
@@ -200,6 +204,10 @@ class LLMClient:
         )
         result = StreamResult(RequestTiming(0.0))
         status: int | None = None
+        use_options = not self.state.rejects_stream_options
+        body = orjson.dumps(api.build_payload(prompt, params, use_options))
+        if ready is not None:
+            ready()
         deadline_s = self._deadline_s(params.max_new_tokens) if self._deadline_s is not None else None
         timer = gevent.Timeout(deadline_s, DeadlineExceeded(deadline_s)) if deadline_s else None
         if timer is not None:
@@ -208,14 +216,14 @@ class LLMClient:
             attempts = 0
             while True:
                 attempts += 1
-                use_options = not self.state.rejects_stream_options
-                body = orjson.dumps(api.build_payload(prompt, params, use_options))
                 result = StreamResult(RequestTiming(0.0))
                 status, retry = self._attempt(
                     url, body, headers, api, result, record, use_options, collect_text, record_emit_lag
                 )
                 if not (retry and attempts == 1):
                     break
+                use_options = not self.state.rejects_stream_options
+                body = orjson.dumps(api.build_payload(prompt, params, use_options))
         except DeadlineExceeded as exc:  # fired outside the attempt's own handlers
             record.error = str(exc)
         finally:

@@ -5,12 +5,13 @@ user waiting in `take()`. When every pooled user is busy the arrival is dropped 
 dropped_iterations) — never silently delayed — unless queueing was asked for: then it waits in a FIFO
 for the next free user and its queueing delay shows as the request's schedule lag (send − scheduled).
 
-Precision: the dispatcher is not a greenlet but a timer of the highest priority, run by the event loop
-itself. A greenlet that sleeps is resumed only after the loop has run every other callback that became
-ready with it (each stream reader's chunk), which made the p99 schedule lag several milliseconds; the
-timer instead fires ahead of them, wakes a little early (the loop's timers are only millisecond-accurate),
-waits out the rest of the gap without yielding, and switches straight into the waiting user, which starts
-its request before the loop turns to anything else.
+Precision: the dispatcher is not a greenlet but an alarm of the highest priority, run by the event loop
+itself (`loadgen.alarm`: a timerfd on Linux, exact to the kernel's timer). A greenlet that sleeps is
+resumed only after the loop has run every other callback that became ready with it (each stream reader's
+chunk), which made the p99 schedule lag several milliseconds; the alarm instead fires ahead of them,
+waits out what is left of the gap without yielding (tens of µs; a millisecond with the loop's own
+timer), and switches straight into the waiting user, which starts its request before the loop turns to
+anything else.
 """
 
 from __future__ import annotations
@@ -28,15 +29,14 @@ import gevent
 import gevent.event
 from gevent.hub import Waiter, get_hub
 
+from loadgen.alarm import Alarm, make_alarm
 from loadgen.arrivals import Arrival, TraceRow
 
 __all__ = ["ArrivalSummary", "OpenLoop", "Ticket", "write_summary"]
 
-# The loop's timers wake up to a millisecond late (epoll waits whole milliseconds): wake this much before
-# an arrival, then wait out the rest without yielding. A wake-up further ahead than _MAX_SPIN_S (the
-# loop's cached time was stale when the timer was set) sleeps again instead of blocking the loop.
-_EARLY_WAKE_S = 0.0012
-_MAX_SPIN_S = 0.002
+# An alarm that comes more than this ahead of the arrival (beyond the alarm's own early_s) sleeps again
+# instead of blocking the loop.
+_SLACK_S = 0.0008
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +89,35 @@ class OpenLoop:
         self._wall_clock = wall_clock
         self._waiting: deque[Waiter[Ticket]] = deque()  # idle users, oldest first
         self._backlog: deque[Ticket] = deque()  # queued arrivals (queue mode only)
-        self._timer: Any = None
+        self._alarm: Alarm | None = None
+        self._stopped = False
         self._next: Arrival | None = None
         self._start_s = self._start_wall_s = 0.0
         self.finished = gevent.event.Event()  # set when a finite schedule (a trace) is exhausted
+
+    @property
+    def has_rows(self) -> bool:
+        """A replayed trace: each arrival carries the row that shapes its request."""
+        return self.summary.trace is not None
 
     @property
     def idle_users(self) -> int:
         return len(self._waiting)
 
     def start(self) -> None:
-        if self._timer is not None or self.finished.is_set():
+        if self._alarm is not None or self.finished.is_set() or self._stopped:
             return
         self._start_s, self._start_wall_s = self._clock(), self._wall_clock()
         self.summary.started_wall_s = self._start_wall_s
         self._next = next(self._arrivals, None)
-        self._arm(0.0)
+        self._alarm = make_alarm(get_hub().loop, self._on_alarm, self._clock)
+        self._alarm.at(self._start_s)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.close()
-            self._timer = None
+        self._stopped = True
+        if self._alarm is not None:
+            self._alarm.close()
+            self._alarm = None
         self._next = None
 
     def take(self) -> Ticket:
@@ -124,24 +132,15 @@ class OpenLoop:
             if waiter in self._waiting:  # killed while idle: no longer a free slot
                 self._waiting.remove(waiter)
 
-    def _arm(self, after_s: float) -> None:
-        loop = get_hub().loop
-        if self._timer is not None:
-            self._timer.close()
-        loop.update_now()  # the timer counts from now, not from the loop's time cached before this callback
-        self._timer = loop.timer(max(0.0, after_s), priority=loop.MAXPRI)
-        self._timer.start(self._on_timer)
-
-    def _on_timer(self) -> None:
+    def _on_alarm(self) -> None:
         """In the loop, ahead of other ready callbacks: dispatch every arrival that is due, then sleep."""
-        while self._next is not None:
+        while self._next is not None and self._alarm is not None:  # stop() clears both
             due_s = self._start_s + self._next.offset_s
-            ahead_s = due_s - self._clock()
-            if ahead_s > _MAX_SPIN_S:
-                self._arm(ahead_s - _EARLY_WAKE_S)
+            if due_s - self._clock() > self._alarm.early_s + _SLACK_S:
+                self._alarm.at(due_s)
                 return
             while self._clock() < due_s:
-                pass  # at most _MAX_SPIN_S: the loop's timers cannot wake closer than this
+                pass  # at most the alarm's early_s + _SLACK_S
             arrival, self._next = self._next, next(self._arrivals, None)
             self.dispatch(Ticket(due_s, self._start_wall_s + arrival.offset_s, arrival.row))
         self.stop()

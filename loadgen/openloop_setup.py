@@ -8,9 +8,11 @@ the end, which analysis sums into the cell's offered rate.
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ from loadgen.arrivals import Arrival, ArrivalError, arrival_offsets, load_trace,
 from loadgen.openloop import ArrivalSummary, OpenLoop, write_summary
 from loadgen.requestlog import process_tag
 
-__all__ = ["check_open_loop", "finish_open_loop", "start_open_loop"]
+__all__ = ["begin_arrivals", "check_open_loop", "finish_open_loop", "start_open_loop"]
 
 logger = logging.getLogger(__name__)
 
 REPLAYED_MESSAGE = "loadgen_trace_replayed"  # Locust custom message: worker -> master, its trace share is done
+POOL_READY_TIMEOUT_S = 10.0  # arrivals start then even if some users have not yet built a first request
 
 
 def _stop_at_start(message: str) -> None:
@@ -112,6 +115,20 @@ def start_open_loop(environment: Any, rt: Any) -> OpenLoop | None:
         f"{summary.rate_per_s:g} req/s" if summary.rate_per_s else f"x{traffic.trace_time_scale:g} time scale",
     )
     return loop
+
+
+def begin_arrivals(environment: Any, loop: OpenLoop, timeout_s: float = POOL_READY_TIMEOUT_S) -> None:
+    """Once the pool is spawned: start the schedule when every user waits for an arrival (each builds its
+    request ahead of it, the first after asking the server for its model), so none is dropped for a pool
+    still starting; at most `timeout_s` later."""
+    deadline_s = time.monotonic() + timeout_s
+    users = environment.runner.user_count if environment.runner else 0
+    while loop.idle_users < users and time.monotonic() < deadline_s:
+        gevent.sleep(0.005)
+    # What exists now (Locust, the pool, loaded prompts) lives for the run: frozen, the oldest generation's
+    # collections no longer walk it, each of which held the loop for milliseconds.
+    gc.freeze()
+    loop.start()
 
 
 def _schedule(traffic: Any, index: int, processes: int) -> tuple[Any, ArrivalSummary]:

@@ -31,7 +31,7 @@ from loadgen.htmlreport import install_html_section
 from loadgen.live import itl_from_trace
 from loadgen.llmstats import LLMStats
 from loadgen.openloop import OpenLoop
-from loadgen.openloop_setup import check_open_loop, finish_open_loop, start_open_loop
+from loadgen.openloop_setup import begin_arrivals, check_open_loop, finish_open_loop, start_open_loop
 from loadgen.options import DEFAULT_HOST, Credential, Settings, add_arguments, is_loopback, origin
 from loadgen.recordship import RecordCollector, ShippingSink
 from loadgen.requestlog import CsvRecordSink, process_tag
@@ -536,7 +536,7 @@ def _on_spawning_complete(environment: Environment | None = None, **_: Any) -> N
     gc.freeze()
     for rt in [runtime_for(environment)] if environment is not None else list(_runtimes.values()):
         if rt.open_loop is not None:
-            rt.open_loop.start()
+            gevent.spawn(begin_arrivals, rt.environment, rt.open_loop)
 
 
 def _on_test_stopping(environment: Environment, **_: Any) -> None:

@@ -116,8 +116,8 @@ class LLMUser(FastHttpUser):
         return f"{self.workload} {self.api.path}"
 
     def arrival(self) -> Ticket | None:
-        """Open loop: the arrival this request answers, waiting for one if none was taken yet (so prompt
-        preparation happens after it, and a trace row can shape the prompt). None in a closed loop."""
+        """Open loop: the arrival this request answers, waiting for one if none was taken yet. None in a
+        closed loop."""
         if self._ticket is None and self.runtime.open_loop is not None:
             asked_s = time.perf_counter()
             self._ticket = self.runtime.open_loop.take()
@@ -127,13 +127,19 @@ class LLMUser(FastHttpUser):
                 self._due_s = max(self._due_s, self._ticket.scheduled_s, asked_s)
         return self._ticket
 
+    def row_arrival(self) -> Ticket | None:
+        """A replayed trace's arrival, waited for before the prompt is built (its row shapes the prompt);
+        None otherwise: a rate schedule's request is built ahead of its arrival and waits in `generate`."""
+        loop = self.runtime.open_loop
+        return self.arrival() if loop is not None and loop.has_rows else None
+
     def dataset_prompt(self) -> str | None:
         """With --dataset: a random row's prompt (behind the shared prefix and unique tag), its output
         length kept for this request's max_tokens; None without a dataset."""
         path = self.settings.traffic.dataset
         if not path:
             return None
-        self.arrival()
+        self.row_arrival()
         rows = self.runtime.dataset(path)
         self.dataset_row = rows[self.rng.randrange(len(rows))]
         return self.fresh(self.dataset_row.prompt)
@@ -141,7 +147,7 @@ class LLMUser(FastHttpUser):
     def trace_prompt(self) -> str | None:
         """A trace row with hash_ids: its prompt built from the blocks those ids name (`HashBlocks`), with a
         fresh tail where the ids cover less than input_length; None for any other request."""
-        ticket = self.arrival()
+        ticket = self.row_arrival()
         if ticket is None or ticket.row is None or not ticket.row.hash_ids:
             return None
         blocks = self.runtime.hash_blocks(self.llm, self._model_or_none(), self.texts())
@@ -149,13 +155,13 @@ class LLMUser(FastHttpUser):
         return blocks.prompt(ticket.row.hash_ids, ticket.row.input_length, tail)
 
     def texts(self) -> list[str]:
-        self.arrival()
+        self.row_arrival()
         return self.runtime.texts(self.prompt_source(self.settings))
 
     def fitter(self) -> PromptFitter | None:
         """Fits texts to --prompt-tokens, or to a trace row's input_length (None without either); calibrates
         on first use."""
-        ticket = self.arrival()
+        ticket = self.row_arrival()
         if ticket is not None and ticket.row is not None:
             return self.runtime.fitter_for(self.llm, self._model_or_none(), self.texts(), ticket.row.input_length)
         if not self.settings.prompt_tokens:
@@ -191,15 +197,12 @@ class LLMUser(FastHttpUser):
         """Send one streamed request and record it everywhere; returns the outcome (never raises for
         server faults)."""
         self.runtime.request_started()
-        if self._due_s is not None:
-            self.runtime.record_lag_ms((time.perf_counter() - self._due_s) * 1000.0)
-            self._due_s = None
-        ticket = self.arrival()
         max_new_tokens = self.draw_max_new_tokens()
-        self._ticket = self.dataset_row = None  # answered: the next request waits for a new arrival
+        self.dataset_row = None
         try:
             model = self.runtime.model(self.llm)
         except RuntimeError as exc:
+            ticket = self._answer_arrival()
             outcome = self.llm.failed(self.api, self.max_new_tokens, str(exc))
             _stamp_schedule(outcome, ticket)
             self.runtime.record(outcome, "POST", self.request_name)
@@ -212,7 +215,15 @@ class LLMUser(FastHttpUser):
             ignore_eos=self.settings.ignore_eos,
         )
         until_ci = self.runtime.until_ci
-        slot = until_ci.sending() if until_ci is not None else 0
+        ticket, slot = None, 0
+
+        def ready() -> None:  # the request is built: wait for its arrival (open loop), then send at once
+            nonlocal ticket, slot
+            ticket = self._answer_arrival()
+            slot = until_ci.sending() if until_ci is not None else 0
+
+        if self.runtime.open_loop is None:
+            ready()
         try:
             outcome = self.llm.generate(
                 self.api,
@@ -220,6 +231,7 @@ class LLMUser(FastHttpUser):
                 params,
                 collect_text=collect_text,
                 record_emit_lag=self.settings.record_emit_lag,
+                ready=ready if self.runtime.open_loop is not None else None,
             )
         except GenerationInterrupted as exc:
             # Stopped mid-request: keep the record (its tokens were generated), then let the kill proceed.
@@ -233,6 +245,16 @@ class LLMUser(FastHttpUser):
         self.runtime.record(outcome, "POST", self.request_name)
         self._back_off(outcome)
         return outcome
+
+    def _answer_arrival(self) -> Ticket | None:
+        """The arrival this request answers (waiting for it in an open loop), noting how late the request
+        starts for the client's health; the next request then waits for a new arrival."""
+        ticket = self.arrival()
+        self._ticket = None
+        if self._due_s is not None:
+            self.runtime.record_lag_ms((time.perf_counter() - self._due_s) * 1000.0)
+            self._due_s = None
+        return ticket
 
     def _back_off(self, outcome: GenerationOutcome) -> None:
         """After any failure wait (growing with failures in a row, at least the server's Retry-After), so a

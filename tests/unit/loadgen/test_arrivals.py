@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+import time
 from pathlib import Path
 
 import gevent
+import gevent.event
 import pytest
 
 from analysis.kstest import exponential_cdf, gamma_cdf, ks_test
+from loadgen.alarm import make_alarm
 from loadgen.arrivals import (
     ArrivalError,
     ArrivalKind,
@@ -160,3 +163,17 @@ def test_the_dispatcher_hands_arrivals_out_on_schedule() -> None:
     g.join(timeout=5)
     assert [round(t.scheduled_s - got[0].scheduled_s, 6) for t in got] == [0.0, 0.01, 0.02, 0.03, 0.04]
     assert loop.summary.dropped == 0
+
+
+def test_the_alarm_fires_once_not_before_its_moment_less_its_early_margin() -> None:
+    fired: list[float] = []
+    done = gevent.event.Event()
+    alarm = make_alarm(gevent.get_hub().loop, lambda: (fired.append(time.perf_counter()), done.set()))
+    try:
+        when_s = time.perf_counter() + 0.02
+        alarm.at(when_s)
+        assert done.wait(timeout=5)
+        gevent.sleep(0.03)  # a second firing would land here
+    finally:
+        alarm.close()
+    assert len(fired) == 1 and fired[0] >= when_s - alarm.early_s
