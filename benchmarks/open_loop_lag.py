@@ -16,6 +16,7 @@ import bisect
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,11 +34,17 @@ LATE_MS = 1.0  # the scheduling-lag goal: a send later than this is attributed
 WARMUP_S = 3.0  # late sends in the first seconds (the pool's first requests) are counted apart
 
 
-def run(url: str, work: Path, name: str, duration_s: int, args: list[str]) -> list[dict[str, Any]]:
+def client_cpu_prefix(pin: bool) -> list[str]:
+    """`taskset -c 0` when pinning (the simulator then runs on CPU 1, as in BENCHMARKS.md §1), else nothing."""
+    return ["taskset", "-c", "0"] if pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
+
+
+def run(url: str, work: Path, name: str, duration_s: int, args: list[str], pin: bool = False) -> list[dict[str, Any]]:
     probe = work / name
     env = {**os.environ, "LAG_PROBE_OUT": str(probe)}
-    cmd = [sys.executable, "-m", "locust", "-f", f"{REPO}/locustfiles/chat.py,{REPO}/benchmarks/lag_probe.py",
-           "--headless", "-u", "64", "-r", "64", "-t", f"{duration_s}s", "--host", url,
+    cmd = [*client_cpu_prefix(pin), sys.executable, "-m", "locust",
+           "-f", f"{REPO}/locustfiles/chat.py,{REPO}/benchmarks/lag_probe.py", "--headless",
+           "-u", "64", "-r", "64", "-t", f"{duration_s}s", "--host", url,
            "--csv", str(work / name), "--only-summary", "--max-new-tokens", "16", "--stop-timeout", "10",
            "--arrival-rate", "50", "--arrival-seed", "11", *args]  # fmt: skip
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=duration_s + 120, env=env)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from locust_cluster import free_port  # type: ignore[import-not-found]  # noqa: E402
+from open_loop_lag import client_cpu_prefix  # type: ignore[import-not-found]  # noqa: E402
 
 from analysis.kstest import exponential_cdf, gamma_cdf, ks_test  # noqa: E402
 from simulator.launch import start_simulator  # noqa: E402
@@ -40,12 +41,16 @@ RATE = 50.0
 POOL = 64
 
 
+PIN = False  # --pin: the client on CPU 0, the simulator on CPU 1
+
+
 def run_locust(url: str, prefix: Path, duration_s: int, args: list[str], tree: Path = REPO) -> None:
     """The chat user from `tree`'s checkout (its loadgen is imported from the working directory)."""
     if "--processes" in args:
         port = str(free_port())  # not Locust's default 5557: another multi-process run's worker could join
         args = [*args, "--master-bind-port", port, "--master-port", port]
-    cmd = [sys.executable, "-m", "locust", "-f", str(tree / "locustfiles" / "chat.py"), "--headless",
+    cmd = [*client_cpu_prefix(PIN), sys.executable, "-m", "locust", "-f", str(tree / "locustfiles" / "chat.py"),
+           "--headless",
            "-u", str(POOL), "-r", str(POOL), "-t", f"{duration_s}s", "--host", url, "--csv", str(prefix),
            "--only-summary", "--max-new-tokens", "16", "--stop-timeout", "10", *args]  # fmt: skip
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, text=True, timeout=duration_s + 120)
@@ -120,6 +125,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--before", type=Path, help="another checkout whose code is measured too, alternating")
     p.add_argument("--attribute-s", type=int, default=30, help="length of each probed run (0: none)")
+    p.add_argument("--pin", action="store_true", help="client on CPU 0, simulator on CPU 1 (taskset), as in §1")
     opts = p.parse_args()
     if opts.before is not None and not (opts.before / "locustfiles" / "chat.py").is_file():
         p.error(f"--before: expected a checkout of this repository, no locustfiles/chat.py in {opts.before}")
@@ -135,8 +141,10 @@ def main() -> None:
             gamma_cdf(0.5, mean_gap / 0.5),
         ),
     }
-    sim = start_simulator(FIXED)
-    results: dict[str, Any] = {"offered_rate_req_s": RATE, "duration_s": d, "pool": POOL}
+    global PIN
+    PIN = bool(opts.pin and client_cpu_prefix(True))
+    sim = start_simulator(FIXED, cpu=1 if PIN else None)
+    results: dict[str, Any] = {"offered_rate_req_s": RATE, "duration_s": d, "pool": POOL, "pinned": PIN}
     results["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     before: dict[str, Any] = {}
     try:
@@ -166,7 +174,7 @@ def attribution(url: str, work: Path, duration_s: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"duration_s": duration_s, "late_ms": LATE_MS, "warmup_s": WARMUP_S}
     for kind in ("poisson", "constant"):
-        (probe,) = run(url, work, f"probed_{kind}", duration_s, ["--arrival", kind])
+        (probe,) = run(url, work, f"probed_{kind}", duration_s, ["--arrival", kind], pin=PIN)
         out[kind] = {k: v for k, v in attribute(probe, LATE_MS, WARMUP_S).items() if k != "examples"}
         out[kind]["load_average_1m"] = round(os.getloadavg()[0], 2)
         print("attribution", kind, out[kind], flush=True)
@@ -296,6 +304,9 @@ def render_section(res: dict[str, Any]) -> list[str]:
         "the arrival process's gap distribution (exponential, or gamma with shape 0.5), and of the scheduled gaps.",
         f"Load average at start: {res.get('load_average_start', '–')}; *load* is the 1-minute load average at",
         "the end of each run (the machine has 2 cores, shared with other work).",
+        "Client on CPU 0 and simulator on CPU 1 (`taskset`, `--pin`), as in §1."
+        if res.get("pinned")
+        else "Not pinned: client and simulator share the machine's cores as the scheduler places them.",
     ]
     if before:
         lines += [

@@ -709,7 +709,8 @@ def main() -> None:
             out = OUT_DIR / f"open_loop{suffix}.json"
             before = ["--before", str(opts.before)] if opts.before is not None else []
             length = ["--duration-s", "8", "--attribute-s", "6"] if opts.quick else ["--duration-s", "60"]
-            run_script([PY, "benchmarks/open_loop_truth.py", *length, *before, "--json", str(out)], out)
+            pin = ["--pin"] if can_pin() else []
+            run_script([PY, "benchmarks/open_loop_truth.py", *length, *before, *pin, "--json", str(out)], out)
         if "master" in only:
             out = OUT_DIR / f"master_capacity{suffix}.json"
             size = ["--streams", "4,8", "--tokens", "20", "--settle-s", "1", "--window-s", "2"] if opts.quick else []
