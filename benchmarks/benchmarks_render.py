@@ -568,5 +568,3 @@ def whatif_section(out: Path) -> list[str]:
 
     runs = sorted((out / "sim_whatif_runs").glob("*.json"))
     return render_section(wif, [json.loads(p.read_text()) for p in runs])
-
-
