@@ -232,7 +232,8 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     base = cost_context(a, generated_at)
     pair, points = base["pair"], base["points"]
     names = (base["names"]["baseline"], base["names"]["candidate"])
-    main_plots, server_plots = _plots(a)
+    load = _has_load(a)
+    main_plots, server_plots = _plots(a) if load else ([], [])  # a quality-only run has nothing to plot
     per_target = [
         {"label": label, "rows": _capacity_records(rows, a.cost)}
         for label, rows in run.capacity.groupby("target_label", sort=False)
@@ -241,7 +242,6 @@ def build_context(a: Analysis, generated_at: str) -> dict[str, Any]:
     batch_rows = a.compare[(a.compare["workload"] == "batch")] if pair and len(a.compare) else pd.DataFrame()
     if batch is not None and len(batch_rows):
         batch_rows = batch_rows[batch_rows["max_new_tokens"] == batch["max_new_tokens"]]
-    load = _has_load(a)
     documents = pair and load  # the notes and cost documents are about load cells
     files = {
         "notes": naming.notes_name(run.scenario, base["baseline"], base["candidate"]) if documents else None,

@@ -139,6 +139,7 @@ def test_search_finds_the_capacity_the_step_time_formula_predicts(simulator_fact
             float(r["prompt_tokens"])
             for f in run_dir.rglob("locust_requests_*.csv")
             for r in csv.DictReader(f.read_text().splitlines())
+            if r["prompt_tokens"]  # a request cut at a probe's end has no server count
         ]
     )
     assert expected_capacity(profile, bound, round(prompt_mean)) == CAPACITY  # the formula, at the measured prompts
