@@ -1,5 +1,6 @@
 """Request log vs Locust's own CSV on a steady simulator run: the exact and the approximate reductions of
-the same run agree within 1% on what Locust's CSV can express (latency percentiles, output tokens)."""
+the same run agree on what Locust's CSV can express — latency percentiles within one of Locust's buckets
+(it keeps response times rounded to 10 ms between 100 ms and 1 s), output tokens within 1%."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_request_log_and_locust_csv_agree_within_one_percent(simulator_factory, 
     assert (exact["source"], approx["source"]) == ("request_log", "locust_csv")
     assert exact["requests"] >= 40 and exact["failures"] == 0
     for column in ("p50_latency_ms", "p95_latency_ms"):
-        assert approx[column] == pytest.approx(exact[column], rel=0.01), column
+        # ~620 ms a request: Locust's bucket there is 10 ms (1.6%); a percentile of rounded times is one bucket.
+        assert 100 < exact[column] < 1000 and abs(approx[column] - exact[column]) <= 10.0, column
     # Locust's response_length is our output tokens, so its Average Content Size is the mean output length.
     stats = {row["Name"]: row for row in run.locust_stats()}
     assert float(stats["Aggregated"]["Average Content Size"]) == pytest.approx(exact["output_tokens_mean"], rel=0.01)
