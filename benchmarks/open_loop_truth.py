@@ -204,7 +204,8 @@ def _row(label: str, r: dict[str, Any], rate: float) -> str:
     return (
         f"| {label} | {r.get('load_average_1m', '–')} | {r['requests']} | {r['dropped']} | "
         f"{r['achieved_rate_req_s']:.2f} | {dev:+.1f} % | {r['gap_cv']:.3f} | {r.get('ks_p', '–')} | "
-        f"{r.get('ks_p_sent_above', '–')} | {r.get('ks_p_scheduled', '–')} | {r['schedule_lag_p50_ms']:.2f} | {r['schedule_lag_p99_ms']:.2f} | "
+        f"{r.get('ks_p_sent_above', '–')} | {r.get('ks_p_scheduled', '–')} | "
+        f"{r['schedule_lag_p50_ms']:.2f} | {r['schedule_lag_p99_ms']:.2f} | "
         f"{r['schedule_lag_max_ms']:.1f} |"
     )
 
