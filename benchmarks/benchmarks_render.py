@@ -46,7 +46,10 @@ def _f(x: Any, nd: int = 2) -> str:
 
 def _la(run: dict[str, Any]) -> str:
     la = run.get("load_average")
-    return f"{la[0][0]:.2f}" if la else "–"
+    text = f"{la[0][0]:.2f}" if la else "–"
+    steal = run.get("host_steal_pct")
+    # A window in which the host ran other guests on our cores: marked, its figures are suspect.
+    return f"{text}; host steal {steal:.0f}%" if steal is not None and steal >= 5 else text
 
 
 def _median_runs(runs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:

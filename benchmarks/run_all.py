@@ -219,6 +219,40 @@ def client_cmd(
     return cmd, env
 
 
+def host_steal_s() -> float:
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+    return out
+
+
+def stop_tree(proc: subprocess.Popen, grace_s: float = 60.0) -> int:
+    """SIGTERM to the client's session, SIGKILL to what is left after `grace_s`; returns how many processes
+    had to be killed. A process left running (a peer's worker that outlives its parent) would take the
+    next client's core and skew its figures."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    while (left := session_members(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs(left, timeout=10)
+    return len(left)
+
+
 def proc_cpu_s(ps: psutil.Process) -> float:
     total = 0.0
     for p in [ps, *ps.children(recursive=True)]:
@@ -264,8 +298,12 @@ def measure_client(
     log = (work / "client.log").open("wb")
     # `python -m locust` puts the working directory first on sys.path: "before" must run from its own tree.
     cwd = BEFORE_DIR if kind == "before" else REPO
-    proc = subprocess.Popen(_pinned(cmd, cpu), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Its own session: the whole tree (a peer's workers, Locust's worker processes) is stopped with it.
+    proc = subprocess.Popen(
+        _pinned(cmd, cpu), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     ps = psutil.Process(proc.pid)
+    stragglers = 0
     try:
         # Ramp: wait until the simulator has (nearly) every stream running; start-up and imports excluded.
         # The peers start several processes (GuideLLM spawns workers that import torch) on one core.
@@ -287,6 +325,7 @@ def measure_client(
         time.sleep(settle_s)
         t0_mono, t0_wall = time.monotonic(), time.time()
         m0, c0, s0, k0 = sim.metrics(), proc_cpu_s(ps), sim.cpu_s(), proc_sys_s(ps)
+        steal0 = host_steal_s()
         spy = None
         if profile_to is not None:
             spy = subprocess.Popen(
@@ -297,6 +336,7 @@ def measure_client(
         time.sleep(window_s)
         t1_mono, t1_wall = time.monotonic(), time.time()
         m1, c1, s1, k1 = sim.metrics(), proc_cpu_s(ps), sim.cpu_s(), proc_sys_s(ps)
+        steal1 = host_steal_s()
         rss = proc_rss(ps)
         processes = 1 + len(ps.children(recursive=True))
         if spy is not None:
@@ -307,12 +347,7 @@ def measure_client(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=peers.MARGIN_S + request_s + peers.DRAIN_S)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stragglers = stop_tree(proc)
         log.close()
     wall = t1_mono - t0_mono
     events = m1["generation_tokens_total"] - m0["generation_tokens_total"]
@@ -336,6 +371,10 @@ def measure_client(
         "client_processes": processes,
         "streams_running": streams if plateau is None else plateau,
         "server_cpu_pct": r(100 * (s1 - s0) / wall, 1),
+        "stragglers_killed": stragglers,
+        # CPU time the hypervisor gave other guests (share of all cores): a busy host slows client and
+        # server alike, and the figures of such a window say little.
+        "host_steal_pct": r(100 * (steal1 - steal0) / (wall * (os.cpu_count() or 1)), 1),
         "window_mono": [t0_mono, t1_mono],
     }
     if kind in peers.PEERS:
@@ -503,8 +542,9 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
     }
 
 
-_SHOW = ("client", "streams", "events_per_client_cpu_s", "client_cpu_pct", "delay_all_p99_ms",
-         "itl_p99_ms", "server_cpu_pct", "server_lag_p99_ms", "client_rss_mb", "load_average")  # fmt: skip
+_SHOW = ("client", "streams", "events_per_client_cpu_s", "client_cpu_pct", "delay_all_p99_ms", "itl_p99_ms",
+         "server_cpu_pct", "server_lag_p99_ms", "client_rss_mb", "stragglers_killed", "host_steal_pct",
+         "load_average")  # fmt: skip
 
 
 def summarize_profile(raw: Path, streams: int, top: int = 25) -> str:

@@ -85,6 +85,12 @@ class LLMStats:
         self.live = LiveTokens()
         self.remote: dict[str, dict[str, TokenTotals]] = {}
         self.rate = RollingRate(window_s)
+        # Open loop: when the arrival schedule started (wall s; the earliest of every sending process).
+        self.schedule_start_s: float | None = None
+
+    def mark_schedule_start(self, wall_s: float) -> None:
+        if self.schedule_start_s is None or wall_s < self.schedule_start_s:
+            self.schedule_start_s = wall_s
 
     # -- logging (in the process that sends the requests) -------------------------------------------------
 
@@ -132,6 +138,7 @@ class LLMStats:
         self.live.reset()
         self.remote.clear()
         self.rate.clear()
+        self.schedule_start_s = None
 
     def clear(self) -> None:
         for stats in (self.ttft, self.tpot, self.e2e):
@@ -141,6 +148,7 @@ class LLMStats:
         self.live.clear()
         self.remote.clear()
         self.rate.clear()
+        self.schedule_start_s = None
 
     # -- distributed: workers send stripped reports, the master extends its entries --------------------
 
@@ -155,6 +163,8 @@ class LLMStats:
         self.itl.clear()
         self.itl_total = Histogram()
         out["tokens"] = {name: t.as_list() for name, t in self.live.totals().items()}
+        if self.schedule_start_s is not None:
+            out["schedule_start_s"] = self.schedule_start_s
         return out
 
     def merge(self, report: dict[str, Any], worker_id: str = "") -> None:
@@ -175,6 +185,8 @@ class LLMStats:
         for name, data in (report.get("itl") or {}).items():
             self.itl.setdefault(name, Histogram()).extend(data)
             self.itl_total.extend(data)
+        if report.get("schedule_start_s") is not None:
+            self.mark_schedule_start(report["schedule_start_s"])
         if "tokens" in report:
             self.remote[worker_id] = {name: TokenTotals(*values) for name, values in report["tokens"].items()}
 

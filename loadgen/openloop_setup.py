@@ -13,6 +13,7 @@ import logging
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,15 @@ def start_open_loop(environment: Any, rt: Any) -> OpenLoop | None:
     return loop
 
 
-def begin_arrivals(environment: Any, loop: OpenLoop, timeout_s: float = POOL_READY_TIMEOUT_S) -> None:
+def begin_arrivals(
+    environment: Any,
+    loop: OpenLoop,
+    timeout_s: float = POOL_READY_TIMEOUT_S,
+    on_start: Callable[[float], None] | None = None,
+) -> None:
     """Once the pool is spawned: start the schedule when every user waits for an arrival (each builds its
     request ahead of it, the first after asking the server for its model), so none is dropped for a pool
-    still starting; at most `timeout_s` later."""
+    still starting; at most `timeout_s` later. `on_start` gets the schedule's start (wall s)."""
     deadline_s = time.monotonic() + timeout_s
     users = environment.runner.user_count if environment.runner else 0
     while loop.idle_users < users and time.monotonic() < deadline_s:
@@ -129,6 +135,8 @@ def begin_arrivals(environment: Any, loop: OpenLoop, timeout_s: float = POOL_REA
     # collections no longer walk it, each of which held the loop for milliseconds.
     gc.freeze()
     loop.start()
+    if on_start is not None and loop.summary.started_wall_s is not None:
+        on_start(loop.summary.started_wall_s)
 
 
 def _schedule(traffic: Any, index: int, processes: int) -> tuple[Any, ArrivalSummary]:

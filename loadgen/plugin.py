@@ -338,10 +338,16 @@ class LoadgenRuntime:
             self.stopped_at_s = time.time()
             self.stats.freeze(self.stopped_at_s)
 
-    def llm_rows(self) -> list[dict[str, Any]]:
+    def window_start_s(self) -> float | None:
+        """The start of the run's window: the test's start, or in open loop the arrival schedule's (the
+        pool's spawning before it offers no load, and would understate every rate)."""
         runner = self.environment.runner
         start = self.started_at_s or (runner.stats.start_time if runner is not None else None)
-        return self.stats.rows(run_start_s=start)
+        schedule = self.stats.schedule_start_s
+        return schedule if schedule is not None and (start is None or schedule > start) else start
+
+    def llm_rows(self) -> list[dict[str, Any]]:
+        return self.stats.rows(run_start_s=self.window_start_s())
 
     def summary(self) -> dict[str, Any] | None:
         """The run's LLM summary (None before any test started)."""
@@ -352,7 +358,9 @@ class LoadgenRuntime:
         failures = runner.stats.total.num_failures if runner is not None else 0
         host = self.environment.host or getattr(self.environment.parsed_options, "host", None) or DEFAULT_HOST
         endpoint = f"POST {host.rstrip('/')}{get_api(self.settings.api).path}"
-        return llm_summary(self.llm_rows(), failures, (self.started_at_s, end_s), [endpoint])
+        start_s = self.window_start_s() or self.started_at_s
+        open_loop = self.stats.schedule_start_s is not None
+        return llm_summary(self.llm_rows(), failures, (start_s, end_s), [endpoint], open_loop=open_loop)
 
     def print_summary(self) -> None:
         summary = self.summary()
@@ -536,7 +544,7 @@ def _on_spawning_complete(environment: Environment | None = None, **_: Any) -> N
     gc.freeze()
     for rt in [runtime_for(environment)] if environment is not None else list(_runtimes.values()):
         if rt.open_loop is not None:
-            gevent.spawn(begin_arrivals, rt.environment, rt.open_loop)
+            gevent.spawn(begin_arrivals, rt.environment, rt.open_loop, on_start=rt.stats.mark_schedule_start)
 
 
 def _on_test_stopping(environment: Environment, **_: Any) -> None:

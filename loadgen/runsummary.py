@@ -27,10 +27,12 @@ def llm_summary(
     failures: int,
     window: tuple[float, float],
     endpoints: list[str],
+    open_loop: bool = False,
 ) -> dict[str, Any]:
     """The run's LLM figures from the Aggregated row of `LLMStats.rows()` (last row) and the per-name rows.
 
-    `window` is (start, end) in wall seconds: the start of the test to Stop, no warm-up excluded."""
+    `window` is (start, end) in wall seconds: the start of the test (open loop: of the arrival schedule)
+    to Stop, no warm-up excluded."""
     agg = rows[-1]
     start_s, end_s = window
     duration_s = max(end_s - start_s, 0.0)
@@ -42,7 +44,11 @@ def llm_summary(
             "start_wall_s": round(start_s, 3),
             "end_wall_s": round(end_s, 3),
             "duration_s": round(duration_s, 3),
-            "description": "whole run, from the start of the test to Stop; no warm-up excluded",
+            "description": (
+                "whole run, from the first scheduled arrival to Stop; no warm-up excluded"
+                if open_loop
+                else "whole run, from the start of the test to Stop; no warm-up excluded"
+            ),
         },
         "endpoints": endpoints,
         "requests": {"completed": agg["requests"], "failed": failures},

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import gevent
 from locust import constant, events
 from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from loadgen import plugin
 from loadgen.apis import GenerationParams, LLMApi, Prompt, get_api
@@ -120,7 +122,16 @@ class LLMUser(FastHttpUser):
         closed loop."""
         if self._ticket is None and self.runtime.open_loop is not None:
             asked_s = time.perf_counter()
+            # Idle until an arrival, like Locust's own wait(): Stop ends a waiting user at once (nothing was
+            # sent) instead of waiting --stop-timeout for an arrival that no longer comes.
+            if self._state == LOCUST_STATE_STOPPING:
+                raise StopUser()
+            self._state = LOCUST_STATE_WAITING
             self._ticket = self.runtime.open_loop.take()
+            if self._state == LOCUST_STATE_STOPPING:
+                self._ticket = None
+                raise StopUser()
+            self._state = LOCUST_STATE_RUNNING
             if self._due_s is not None:
                 # waiting for the arrival is the schedule, not client lag: due when it was scheduled (or,
                 # for a queued arrival already late, when it was asked for: its queueing is server-bound)
@@ -196,13 +207,13 @@ class LLMUser(FastHttpUser):
     def generate(self, prompt: Prompt, *, collect_text: bool = False) -> GenerationOutcome:
         """Send one streamed request and record it everywhere; returns the outcome (never raises for
         server faults)."""
-        self.runtime.request_started()
         max_new_tokens = self.draw_max_new_tokens()
         self.dataset_row = None
         try:
             model = self.runtime.model(self.llm)
         except RuntimeError as exc:
             ticket = self._answer_arrival()
+            self.runtime.request_started()
             outcome = self.llm.failed(self.api, self.max_new_tokens, str(exc))
             _stamp_schedule(outcome, ticket)
             self.runtime.record(outcome, "POST", self.request_name)
@@ -220,6 +231,8 @@ class LLMUser(FastHttpUser):
         def ready() -> None:  # the request is built: wait for its arrival (open loop), then send at once
             nonlocal ticket, slot
             ticket = self._answer_arrival()
+            # Started once it has its arrival: a user stopped while it waits sends nothing and owes no record.
+            self.runtime.request_started()
             slot = until_ci.sending() if until_ci is not None else 0
 
         if self.runtime.open_loop is None:

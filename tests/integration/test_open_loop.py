@@ -48,6 +48,11 @@ def test_a_too_small_pool_drops_exactly_the_arrivals_that_find_it_busy(simulator
     )
     assert list(slots) == list(range(len(slots)))
     assert abs(len(reqs) - len(dropped)) <= 1
+    assert "Not all users finished their tasks" not in run.output  # an idle user stops at once
+    # the end-of-run summary's window starts with the schedule, not with the pool's spawning before it
+    window = run.final_json()["llm"]["window"]
+    assert window["start_wall_s"] == pytest.approx(summary["started_wall_s"], abs=0.002)
+    assert window["description"].startswith("whole run, from the first scheduled arrival")
 
 
 def test_queue_mode_delays_instead_of_dropping_and_records_the_delay(simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -75,6 +80,12 @@ def test_rate_is_split_across_processes_and_totals_the_offered_rate(simulator_fa
     scheduled = np.sort(reqs.scheduled_wall_s.to_numpy())
     middle = np.diff(scheduled)[5:-5]
     assert np.median(middle) == pytest.approx(0.05, abs=0.01)
+    # users idle for an arrival stop at once (not after --stop-timeout), and owe the master no record
+    assert "Not all users finished their tasks" not in run.output
+    assert "never reached the master" not in run.output and "no last record batch" not in run.output
+    # the master's summary window starts with the earliest worker's schedule
+    window = run.final_json()["llm"]["window"]
+    assert window["start_wall_s"] == pytest.approx(min(s["started_wall_s"] for s in found), abs=0.002)
 
 
 def test_trace_replay_sends_each_row_at_its_timestamp_and_ends(simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

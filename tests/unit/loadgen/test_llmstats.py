@@ -95,3 +95,16 @@ def test_settings_read_the_key_once_and_never_show_it() -> None:
     assert s.auth_headers() == {"Authorization": "Bearer sk-from-env"}
     assert s.request_log == "/tmp/x" and s.ignore_eos and s.api == "completions"
     assert Settings.from_options(object(), environ={}).auth_headers() == {}
+
+
+def test_the_master_window_starts_at_the_earliest_workers_arrival_schedule() -> None:
+    workers = [LLMStats(), LLMStats(), LLMStats()]
+    workers[0].mark_schedule_start(1000.25)
+    workers[1].mark_schedule_start(1000.10)  # the third runs a closed loop: no schedule, nothing sent
+    master = LLMStats()
+    for i, w in enumerate(workers):
+        master.merge(w.report(), f"w{i}")
+    assert master.schedule_start_s == 1000.10
+    assert "schedule_start_s" not in workers[2].report()
+    master.clear()
+    assert master.schedule_start_s is None
