@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.cost import Headline, headline_cell
+from analysis.textformat import significant
 from analysis.verdict import side_estimate
 
 __all__ = ["KPI_METRICS", "half_width", "kpi_cards"]
@@ -124,7 +125,7 @@ def _cell_kpis(
         "wanted": f"{h.concurrency}x{h.max_new_tokens}",
         "has_data": est.repeats > 0,
         "figures": [_figure(rows, *m) for m in KPI_METRICS],
-        "usd_per_1m": _num(usd, 4),
+        "usd_per_1m": "—" if _missing(usd) else significant(usd),
         "adequate": est.adequate,
         "why": est.why,
         "changes": changes,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.textformat import significant
 from analysis.textsim import compare_texts
 from runformat.layout import QUALITY_DIR, QUALITY_MANIFEST
 
@@ -300,8 +301,8 @@ def drift_lines(
             if len(sel) and not math.isnan(float(sel["quality_adjusted_usd_per_1m_tokens"].iloc[0])):
                 r = sel.iloc[0]
                 costs.append(
-                    f"{p['title'].lower()} conc={p['concurrency']}: ${float(r['usd_per_1m_tokens']):.4f} → "
-                    f"${float(r['quality_adjusted_usd_per_1m_tokens']):.4f} per 1M accepted tokens"
+                    f"{p['title'].lower()} conc={p['concurrency']}: ${significant(float(r['usd_per_1m_tokens']))} → "
+                    f"${significant(float(r['quality_adjusted_usd_per_1m_tokens']))} per 1M accepted tokens"
                 )
         lines.append(text + ("; quality-adjusted cost " + ", ".join(costs) if costs else "") + ".")
     return lines

@@ -26,6 +26,7 @@ from analysis.searchreport import load_search, search_context
 from analysis.summary import decision_summary, headline_points, kind_names, roofline_hint, warnings
 from analysis.tablelayout import COLUMN_TITLES, detail_columns, html_layouts, key_columns, open_loop_columns
 from analysis.tables import SEED_COLUMNS
+from analysis.textformat import significant
 from analysis.whatif_context import whatif_context
 from analysis.writing import write_csv_atomic, write_text_atomic
 from runformat.search import CAPACITY_SEARCH_CSV
@@ -50,6 +51,14 @@ def fmt(value: Any, digits: int = 1, scale: float = 1.0, suffix: str = "") -> st
     if isinstance(value, int | float):
         return f"{value * scale:,.{digits}f}{suffix}"
     return str(value)
+
+
+def usd(value: Any) -> str:
+    """A $/1M figure for people: three significant digits, as the CLI prints it (0.0812, 0.243, 12.5), so a
+    large figure shows no false precision and a cheap one keeps its digits."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return significant(float(value))
+    return fmt(value)
 
 
 def signed(value: Any, digits: int = 1) -> str:
@@ -80,6 +89,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
+    env.filters["usd"] = usd
     env.filters["savings_words"] = savings_words
     return env
 

@@ -20,6 +20,8 @@ from analysis.charts import Chart, Kind, Panel, Series, color, numbers
 from analysis.cost import COST_FORMULA
 from analysis.errors import InputError
 from analysis.slojudge import goodput_req_s, judge_row
+from analysis.tablelayout import COLUMN_TITLES
+from analysis.textformat import significant
 from runformat.search import CAPACITY_SEARCH_COLUMNS, CAPACITY_SEARCH_CSV, SEARCH_FILE, parse_slo
 
 __all__ = [
@@ -119,7 +121,8 @@ def summary_lines(table: pd.DataFrame, unit: str = "users") -> list[str]:
             out.append(f"{where}: no capacity under {r['slos']} — {r['stop_reason']}.")
             continue
         upper = "" if _missing(r["failing_load"]) else f", fails at {_fmt(r['failing_load'])}"
-        cost = "" if _missing(r["usd_per_1m_tokens"]) else f"; at capacity ${r['usd_per_1m_tokens']:.4f}/1M tokens"
+        usd = r["usd_per_1m_tokens"]
+        cost = "" if _missing(usd) else f"; at capacity ${significant(float(usd))}/1M tokens"
         speed = "" if _missing(r["throughput_tok_s"]) else f" ({r['throughput_tok_s']:,.0f} tok/s"
         speed += "" if _missing(r["goodput_req_s"]) else f", goodput {r['goodput_req_s']:.2f} req/s)"
         out.append(
@@ -176,12 +179,13 @@ def _knee_plot(
             low = np.array([j.checks[0].low for j in judged], dtype=float)
             high = np.array([j.checks[0].high for j in judged], dtype=float)
             yerr = np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)])
-            right.errorbar(loads, value, yerr=yerr, fmt="s--", color="C3", capsize=3, label=slo.metric)
+            metric = COLUMN_TITLES.get(slo.metric, slo.metric)  # "p95 latency (ms)", not the column name
+            right.errorbar(loads, value, yerr=yerr, fmt="s--", color="C3", capsize=3, label=metric)
             right.axhline(slo.bound, color="C3", lw=1, ls=":", label=f"SLO {slo.short}")
-            y2 = slo.metric
+            y2 = metric
             series.append(
                 Series(
-                    slo.metric,
+                    metric,
                     Kind.LINE,
                     color(3),
                     loads,
@@ -194,7 +198,7 @@ def _knee_plot(
                 )
             )
             series.append(Series(f"SLO {slo.short}", Kind.HLINE, color(3), y=[float(slo.bound)], dash=True, right=True))
-            right.set(ylabel=slo.metric)
+            right.set(ylabel=metric)
             right.set_ylim(bottom=0)
             plots._legend(right, fontsize=8, loc="lower right")
         if result.get("capacity") is not None:

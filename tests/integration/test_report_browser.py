@@ -182,6 +182,8 @@ def test_plots_show_exact_values_on_hover_and_hide_a_series_from_the_legend(tmp_
             assert charts.count() == 5 + 7 + 1  # summary plots, server plots, the search's knee plot
             assert page.locator("figure.plot img").count() == 0  # every plot type is drawn interactively
             assert page.locator("figure.knee-plot .series-vline").count() == 1  # the capacity marker
+            knee = page.locator("figure.knee-plot").inner_text()
+            assert "p95 latency (ms)" in knee and "p95_latency_ms" not in knee.replace("p95_latency_ms<=", "")
 
             panel = page.locator("#plot-throughput .chart-panel").first
             workload = panel.locator("svg").get_attribute("aria-label").split(":")[0]

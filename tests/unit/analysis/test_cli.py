@@ -61,8 +61,8 @@ def test_cost_prints_assumptions_and_the_seed_tables(run_dir: Path) -> None:
     assert "## Assumptions" in result.output
     assert f"{BF16}: GPU NVIDIA RTX 2000 Ada 16 GB, $0.72/h (--price flag)" in result.output
     assert "Utilization: 50%" in result.output
-    # 0.72 $/h ÷ (256 tok/s × 3600 × 0.5) × 1e6 = 1.5625
-    assert "| BF16 | 256.0 | 460,800 | 1.5625 |" in result.output
+    # 0.72 $/h ÷ (256 tok/s × 3600 × 0.5) × 1e6 = 1.5625, shown to three significant digits
+    assert "| BF16 | 256.0 | 460,800 | 1.56 |" in result.output
 
 
 @pytest.mark.parametrize("flag", ["nonsense", "=1", f"{BF16}=cheap", f"{BF16}=-1"])

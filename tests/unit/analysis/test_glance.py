@@ -14,6 +14,7 @@ from analysis.cost import Headline
 from analysis.glance import kpi_cards
 from analysis.report import build_context, half_width
 from analysis.run import load_run
+from analysis.textformat import significant
 from tests.unit.analysis.runbuilder import BF16, QUANT, build_run
 
 CELLS = (Headline("Chat", "chat", 16, 128), Headline("Batch", "batch", 32, 256))
@@ -49,7 +50,7 @@ def test_one_card_per_target_with_ci_where_the_cell_has_one(analysis: Analysis) 
     assert figures["p95_latency_ms"]["ci"] == f"{hw:,.0f}"
     cost = analysis.cost
     usd = cost[(cost["target_label"] == QUANT) & (cost["workload"] == "chat") & (cost["concurrency"] == 16)]
-    assert quant_chat["usd_per_1m"] == f"{usd['usd_per_1m_tokens'].iloc[0]:,.4f}"
+    assert quant_chat["usd_per_1m"] == significant(usd["usd_per_1m_tokens"].iloc[0])  # 3 significant digits
     bf16_chat = cards[0]["cells"][0]
     assert all(f["ci"] is None for f in bf16_chat["figures"])  # this builder's BF16 windows are too short
     assert bf16_chat["adequate"] is False and bf16_chat["why"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -99,8 +100,8 @@ def test_cost_doc_has_assumptions_tables_savings_and_caveat(report_dir: Path) ->
     ):
         assert heading in doc
     assert "| Model | Throughput (tok/s) | Tokens/Hour | $/1M Tokens |" in doc
-    assert "| BF16 | 256.0 | 921,600 | 0.3906 |" in doc
-    assert "| Quant | 320.0 | 1,152,000 | 0.3125 |" in doc
+    assert "| BF16 | 256.0 | 921,600 | 0.391 |" in doc
+    assert "| Quant | 320.0 | 1,152,000 | 0.312 |" in doc
     assert "**Savings**: 20.0% cost reduction with quantization" in doc
     assert "**Savings**: none: quantization costs 11.1% more" in doc  # batch: dearer, never "-11.1% reduction"
     assert "-11.1% cost reduction" not in doc
@@ -167,3 +168,10 @@ def test_target_labels_cannot_inject_markup_into_the_markdown(tmp_path: Path) ->
     assert markdown
     texts = "".join(p.read_text() for p in markdown)
     assert "<b>" not in texts and "QUANT&lt;b>x&lt;/b>\\|y" in texts
+
+
+def test_cost_figures_read_to_three_significant_digits() -> None:
+    from analysis.report import usd
+
+    assert [usd(v) for v in (0.0812345, 0.390625, 12.3456, 1234.5678)] == ["0.0812", "0.391", "12.3", "1,235"]
+    assert usd(None) == "—" and usd(math.nan) == "—"
