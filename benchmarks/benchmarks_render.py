@@ -49,7 +49,11 @@ def _la(run: dict[str, Any]) -> str:
     text = f"{la[0][0]:.2f}" if la else "–"
     steal = run.get("host_steal_pct")
     # A window in which the host ran other guests on our cores: marked, its figures are suspect.
-    return f"{text}; host steal {steal:.0f}%" if steal is not None and steal >= 5 else text
+    text = f"{text}; host steal {steal:.0f}%" if steal is not None and steal >= 5 else text
+    for stall in run.get("stalled_before", []):  # a first window where neither side was busy: measured again
+        events, cpu = stall["events_per_s"], stall["client_cpu_pct"]
+        text += f"; 2nd try (1st stalled: {events:,.0f} events/s, client {cpu:.0f}% CPU)"
+    return text
 
 
 def _median_runs(runs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -97,8 +101,10 @@ def render(out: Path, previous: str = "") -> str:
             f"{mach.get('memory_gb', '–')} GB RAM, Linux {mach.get('kernel', '–')}, Python {mach.get('python', '–')}",
             f"- Load average (1, 5, 15 min) at start: {meta.get('load_average_start', '–')}",
             f"- Command: `{meta.get('command', 'benchmarks/run_all.py')}`",
-            "",
         ]
+        for earlier in cap.get("merged_from", []) if cap else []:  # rows kept from the run(s) it was merged into
+            lines.append(f"- Other capacity rows: {earlier.get('date', '–')}, `{earlier.get('command', '–')}`")
+        lines.append("")
     else:
         lines += _kept(old, "- Date:", marked=False)
     lines += _goals(cap, ana, sim, old.get("## Goals", []))

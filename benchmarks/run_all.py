@@ -470,6 +470,17 @@ def server_lag(rows: list[tuple[int, int]], window_mono: list[float]) -> dict[st
     return {"server_lag_p50_ms": r(pct(lags, 50)), "server_lag_p99_ms": r(pct(lags, 99))}
 
 
+# A window in which neither the client nor the server was busy, yet the streams gave less than half their
+# events, measured a stalled machine rather than the client: measured once more, both kept in the row.
+STALL_RETRIES = 1
+_STALL_KEYS = ("events_per_s", "client_cpu_pct", "server_cpu_pct", "host_steal_pct")
+
+
+def stalled(res: dict[str, Any], streams: int, itl_ms: float) -> bool:
+    ideal = streams / (itl_ms / 1e3)
+    return res["events_per_s"] < 0.5 * ideal and res["client_cpu_pct"] < 50 and res["server_cpu_pct"] < 50
+
+
 def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]:
     """Sections 1-3: every client at every stream count, alternating clients within each count."""
     pin = can_pin()
@@ -480,32 +491,42 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
     for repeat in range(opts.repeats):
         for streams in opts.streams:
             for kind in clients:
-                la = loadavg()
-                sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
-                try:
-                    res = measure_client(
-                        kind,
-                        sim,
-                        streams,
-                        opts.tokens,
-                        opts.window_s,
-                        opts.settle_s,
-                        opts.ramp_s,
-                        client_cpu,
-                        request_s,
-                    )
-                except RuntimeError as exc:  # one client failing leaves the others' rows: recorded, not fatal
-                    failed = {"client": kind, "streams": streams, "failed": str(exc)[:400], "repeat": repeat}
-                    runs.append(failed | {"load_average": [la, loadavg()]})
-                    print(json.dumps(failed), flush=True)
-                    continue
-                finally:
-                    lag_rows = sim.stop()
-                res |= server_lag(lag_rows, res["window_mono"])
-                res |= summarize_timing(res.pop("samples"), opts.ttft_ms, opts.itl_ms)
-                res |= {"repeat": repeat, "load_average": [la, loadavg()]}
-                res.pop("window_mono")
-                print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
+                stalls: list[dict[str, Any]] = []
+                for _attempt in range(1 + STALL_RETRIES):
+                    la = loadavg()
+                    sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
+                    try:
+                        res = measure_client(
+                            kind,
+                            sim,
+                            streams,
+                            opts.tokens,
+                            opts.window_s,
+                            opts.settle_s,
+                            opts.ramp_s,
+                            client_cpu,
+                            request_s,
+                        )
+                    except RuntimeError as exc:  # one client failing leaves the others' rows: recorded, not fatal
+                        res = {"client": kind, "streams": streams, "failed": str(exc)[:400], "repeat": repeat}
+                        res |= {"load_average": [la, loadavg()]}
+                        print(json.dumps(res), flush=True)
+                        break
+                    finally:
+                        lag_rows = sim.stop()
+                    if not stalled(res, streams, opts.itl_ms) or len(stalls) == STALL_RETRIES:
+                        break
+                    stall = {k: res[k] for k in _STALL_KEYS} | {"load_average": [la, loadavg()]}
+                    print(json.dumps({"client": kind, "streams": streams, "stalled": stall}), flush=True)
+                    stalls.append(stall)
+                if "failed" not in res:
+                    res |= server_lag(lag_rows, res["window_mono"])
+                    res |= summarize_timing(res.pop("samples"), opts.ttft_ms, opts.itl_ms)
+                    res |= {"repeat": repeat, "load_average": [la, loadavg()]}
+                    res.pop("window_mono")
+                    print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
+                if stalls:
+                    res["stalled_before"] = stalls  # kept, not hidden: the window(s) measured again
                 runs.append(res)
     if opts.profile and pyspy():
         for kind in clients:
@@ -795,6 +816,8 @@ def _merge_capacity(path: Path, new: dict[str, Any]) -> dict[str, Any]:
     new["setup"]["clients"] = [*dict.fromkeys([*old["setup"]["clients"], *new["setup"]["clients"]])]
     new["setup"]["streams"] = sorted({run["streams"] for run in new["runs"]})
     new["profiles"] = old.get("profiles", {}) | new.get("profiles", {})
+    if kept:  # the run(s) whose rows it keeps, named where the figures are shown
+        new["merged_from"] = [*old.get("merged_from", []), {k: old["meta"].get(k) for k in ("date", "command")}]
     missing = old["setup"].get("clients_missing", {}) | new["setup"].get("clients_missing", {})
     new["setup"]["clients_missing"] = {c: why for c, why in missing.items() if c not in new["setup"]["clients"]}
     return new
