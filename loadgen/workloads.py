@@ -136,8 +136,9 @@ class PromptFitter:
     def target_chars(self) -> int:
         return max(1, round(self.target_tokens * self.chars_per_token))
 
-    def fit(self, text: str, filler: list[str]) -> str:
-        """`text` cut at a word boundary near the target, or extended with `filler` texts (cycled)."""
+    def fit(self, text: str, filler: list[str], *, at_most: bool = False) -> str:
+        """`text` cut at a word boundary near the target, or extended with `filler` texts (cycled);
+        `at_most`: never past the target (a hash-id block, which must fit its trace's block size)."""
         want = self.target_chars
         out = text
         i = 0
@@ -148,8 +149,13 @@ class PromptFitter:
                 break
         if len(out) <= want:
             return out
-        cut = out.rfind(" ", 0, want + 1)
-        return out[: cut if cut > want // 2 else want].rstrip()
+        # The word boundary nearest the target (so cuts err as often long as short), if one lies within
+        # half the target of it; else a hard cut at the target.
+        before = out.rfind(" ", want // 2 + 1, want + 1)
+        after = -1 if at_most else out.find(" ", want, want + want // 2)
+        near = [c for c in (before, after) if c != -1]
+        cut = min(near, key=lambda c: abs(c - want)) if near else want
+        return out[:cut].rstrip()
 
 
 def chars_per_token(sample: str, token_count: int) -> float:
@@ -194,12 +200,15 @@ def draw_output_tokens(rng: random.Random, nominal: int, ratio: float) -> int:
 
 
 def unique_tag() -> str:
-    """A short random tag (`[0123456789ab] `) that makes a prompt unique from its first token on.
+    """A short random tag (`[048213907311] `) that makes a prompt unique from its first token on.
 
     Random bits, not a seeded draw: tags must differ across processes, workers and runs, because a
-    server's prefix cache outlives a run.
+    server's prefix cache outlives a run. Twelve decimal digits, not hex: tokenizers split digit runs
+    the same way whatever the digits, so every tag costs the same number of tokens and the prompt
+    budget that leaves room for one tag fits them all (hex tags ranged 6-12 tokens on Llama-style
+    pre-tokenization).
     """
-    return f"[{secrets.token_hex(6)}] "
+    return f"[{secrets.randbelow(10**12):012d}] "
 
 
 def shared_prefix_text(texts: list[str], fitter: PromptFitter) -> str:
@@ -249,7 +258,7 @@ class HashBlocks:
         start = hash_id % len(self.texts)
         rotated = [*self.texts[start:], *self.texts[:start]]
         marker = f"[{hash_id}{'#' + self.salt if self.salt else ''}] "
-        return self.fitter.fit(marker + rotated[0], rotated[1:] or rotated) + "\n"
+        return self.fitter.fit(marker + rotated[0], rotated[1:] or rotated, at_most=True) + "\n"
 
     def prompt(self, hash_ids: tuple[int, ...], input_tokens: int, tail: str = "") -> str:
         """The blocks of `hash_ids` cut to about `input_tokens` tokens (a last, partial block is a prefix of

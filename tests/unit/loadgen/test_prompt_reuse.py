@@ -5,6 +5,7 @@ from __future__ import annotations
 from loadgen.workloads import PromptFitter, PromptShape, shared_prefix_text, unique_tag
 from orchestrator.scrape import prefix_cache_delta
 from simulator.prefixcache import PrefixCache
+from simulator.tokenizer import tokenize
 
 DOC = " ".join(f"word{i}" for i in range(400))
 
@@ -17,11 +18,24 @@ def test_tags_differ_and_lead_the_prompt() -> None:
     assert PromptShape(unique=False).apply("text") == "text"
 
 
+def test_every_tag_costs_the_same_tokens() -> None:
+    """The budget leaves room for one tag's tokens, measured once: any other tag must cost the same."""
+    counts = {len(tokenize(unique_tag() + "Summarize this.")) for _ in range(500)}
+    assert len(counts) == 1
+
+
+def test_fit_cuts_at_the_word_boundary_nearest_the_target() -> None:
+    text = "aaaa bbbbbbbbbbbbbbbbbbbb cc"  # boundaries at 4 and 25
+    assert PromptFitter(6, chars_per_token=1.0).fit(text, []) == "aaaa"  # 6 is nearer 4 than 25
+    assert PromptFitter(22, chars_per_token=1.0).fit(text, []) == "aaaa bbbbbbbbbbbbbbbbbbbb"  # nearer 25
+    assert PromptFitter(2, chars_per_token=1.0).fit(text, []) == "aa"  # no boundary past half: a hard cut
+
+
 def test_shared_prefix_is_identical_and_comes_first() -> None:
     texts = [DOC, "second text"]
     prefix = shared_prefix_text(texts, PromptFitter(32))
     assert prefix == shared_prefix_text(list(texts), PromptFitter(32))
-    assert 100 <= len(prefix) <= 32 * 4 + 2
+    assert 100 <= len(prefix) <= 32 * 4 + len(" word20\n\n")  # the nearest boundary may be a word past
     a, b = PromptShape(shared_prefixes=(prefix,)).apply("x"), PromptShape(shared_prefixes=(prefix,)).apply("x")
     assert a.startswith(prefix) and b.startswith(prefix) and a != b
 

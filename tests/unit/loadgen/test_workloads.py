@@ -83,7 +83,7 @@ def test_shipped_documents_are_reproducible() -> None:
 def test_fitter_cuts_at_a_word_boundary_and_extends() -> None:
     fitter = PromptFitter(target_tokens=5, chars_per_token=4.0)
     cut = fitter.fit("alpha beta gamma delta epsilon zeta", [])
-    assert cut == "alpha beta gamma"
+    assert cut == "alpha beta gamma delta"  # 22 characters is nearer the target of 20 than 16
     longer = fitter.fit("hi", ["filler text that is long enough"])
     assert longer.startswith("hi\n\nfiller") and len(longer) <= 20
 
