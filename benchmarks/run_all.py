@@ -481,6 +481,39 @@ def stalled(res: dict[str, Any], streams: int, itl_ms: float) -> bool:
     return res["events_per_s"] < 0.5 * ideal and res["client_cpu_pct"] < 50 and res["server_cpu_pct"] < 50
 
 
+def measure_until_not_stalled(
+    opts: argparse.Namespace, kind: str, streams: int, cpus: tuple[int | None, int | None], request_s: float
+) -> dict[str, Any]:
+    """One client at one stream count on a fresh simulator; a stalled window (see `stalled`) is measured
+    again, up to STALL_RETRIES times, and kept under `stalled_before`. A client that fails gives a row
+    with `failed`: recorded, not fatal, so the other clients' rows stay."""
+    client_cpu, server_cpu = cpus
+    stalls: list[dict[str, Any]] = []
+    while True:
+        la = loadavg()
+        sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
+        try:
+            res = measure_client(
+                kind, sim, streams, opts.tokens, opts.window_s, opts.settle_s, opts.ramp_s, client_cpu, request_s
+            )
+        except RuntimeError as exc:
+            res = {"client": kind, "streams": streams, "failed": str(exc)[:400], "load_average": [la, loadavg()]}
+            print(json.dumps(res), flush=True)
+            return res | ({"stalled_before": stalls} if stalls else {})
+        finally:
+            lag_rows = sim.stop()
+        if not stalled(res, streams, opts.itl_ms) or len(stalls) == STALL_RETRIES:
+            break
+        stall = {k: res[k] for k in _STALL_KEYS} | {"load_average": [la, loadavg()]}
+        print(json.dumps({"client": kind, "streams": streams, "stalled": stall}), flush=True)
+        stalls.append(stall)
+    res |= server_lag(lag_rows, res.pop("window_mono"))
+    res |= summarize_timing(res.pop("samples"), opts.ttft_ms, opts.itl_ms)
+    res["load_average"] = [la, loadavg()]
+    print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
+    return res | ({"stalled_before": stalls} if stalls else {})  # kept, not hidden: the window(s) measured again
+
+
 def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]:
     """Sections 1-3: every client at every stream count, alternating clients within each count."""
     pin = can_pin()
@@ -491,43 +524,8 @@ def run_capacity(opts: argparse.Namespace, clients: list[str]) -> dict[str, Any]
     for repeat in range(opts.repeats):
         for streams in opts.streams:
             for kind in clients:
-                stalls: list[dict[str, Any]] = []
-                for _attempt in range(1 + STALL_RETRIES):
-                    la = loadavg()
-                    sim = Sim(["--fixed-ttft-ms", str(opts.ttft_ms), "--fixed-itl-ms", str(opts.itl_ms)], server_cpu)
-                    try:
-                        res = measure_client(
-                            kind,
-                            sim,
-                            streams,
-                            opts.tokens,
-                            opts.window_s,
-                            opts.settle_s,
-                            opts.ramp_s,
-                            client_cpu,
-                            request_s,
-                        )
-                    except RuntimeError as exc:  # one client failing leaves the others' rows: recorded, not fatal
-                        res = {"client": kind, "streams": streams, "failed": str(exc)[:400], "repeat": repeat}
-                        res |= {"load_average": [la, loadavg()]}
-                        print(json.dumps(res), flush=True)
-                        break
-                    finally:
-                        lag_rows = sim.stop()
-                    if not stalled(res, streams, opts.itl_ms) or len(stalls) == STALL_RETRIES:
-                        break
-                    stall = {k: res[k] for k in _STALL_KEYS} | {"load_average": [la, loadavg()]}
-                    print(json.dumps({"client": kind, "streams": streams, "stalled": stall}), flush=True)
-                    stalls.append(stall)
-                if "failed" not in res:
-                    res |= server_lag(lag_rows, res["window_mono"])
-                    res |= summarize_timing(res.pop("samples"), opts.ttft_ms, opts.itl_ms)
-                    res |= {"repeat": repeat, "load_average": [la, loadavg()]}
-                    res.pop("window_mono")
-                    print(json.dumps({k: res[k] for k in _SHOW if k in res}), flush=True)
-                if stalls:
-                    res["stalled_before"] = stalls  # kept, not hidden: the window(s) measured again
-                runs.append(res)
+                res = measure_until_not_stalled(opts, kind, streams, (client_cpu, server_cpu), request_s)
+                runs.append(res | {"repeat": repeat})
     if opts.profile and pyspy():
         for kind in clients:
             if kind == "vllm" or kind in peers.PEERS or kind in SCALE_OUT:

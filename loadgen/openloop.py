@@ -162,9 +162,14 @@ class OpenLoop:
         if self._queue:
             self._backlog.append(ticket)
             return True
+        self.unsent(ticket)
+        return False
+
+    def unsent(self, ticket: Ticket) -> None:
+        """Count a dispatched arrival that no request answers as dropped: no user was idle for it, or the
+        user it went to was told to stop in the same instant."""
         self.summary.dropped += 1
         self._on_drop(ticket.scheduled_wall_s)
-        return False
 
 
 def write_summary(path: Path, summary: ArrivalSummary) -> None:

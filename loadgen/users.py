@@ -128,7 +128,8 @@ class LLMUser(FastHttpUser):
                 raise StopUser()
             self._state = LOCUST_STATE_WAITING
             self._ticket = self.runtime.open_loop.take()
-            if self._state == LOCUST_STATE_STOPPING:
+            if self._state == LOCUST_STATE_STOPPING:  # handed over in the instant Stop came: never sent
+                self.runtime.open_loop.unsent(self._ticket)
                 self._ticket = None
                 raise StopUser()
             self._state = LOCUST_STATE_RUNNING

@@ -177,3 +177,31 @@ def test_the_alarm_fires_once_not_before_its_moment_less_its_early_margin() -> N
     finally:
         alarm.close()
     assert len(fired) == 1 and fired[0] >= when_s - alarm.early_s
+
+
+def test_an_arrival_handed_to_a_user_told_to_stop_in_that_instant_counts_as_dropped() -> None:
+    from types import SimpleNamespace
+
+    from locust.exception import StopUser
+    from locust.user.users import LOCUST_STATE_STOPPING
+
+    from loadgen.users import LLMUser
+
+    drops: list[float] = []
+    loop = OpenLoop([], summary(), on_drop=drops.append)
+    user = SimpleNamespace(_ticket=None, _due_s=None, _state=None, runtime=SimpleNamespace(open_loop=loop))
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(LLMUser.arrival(user))  # type: ignore[arg-type]
+        except StopUser:
+            outcome.append("stopped")
+
+    g = gevent.spawn(run)
+    gevent.sleep(0)  # idle in take()
+    user._state = LOCUST_STATE_STOPPING  # Stop, and in the same instant an arrival is handed over
+    assert loop.dispatch(ticket(1.0)) is True
+    g.join(timeout=5)
+    assert outcome == ["stopped"] and user._ticket is None
+    assert (loop.summary.scheduled, loop.summary.dropped, drops) == (1, 1, [1001.0])
