@@ -253,23 +253,22 @@ def stop_tree(proc: subprocess.Popen, grace_s: float = 60.0) -> int:
     return len(left)
 
 
-def proc_cpu_s(ps: psutil.Process) -> float:
+def proc_cpu_s(ps: psutil.Process, *, system_only: bool = False) -> float:
+    """CPU seconds of the client's whole tree so far: every live process's own time plus what its exited,
+    reaped children used (`children_*`), so a worker that ends between two readings keeps its share
+    instead of taking it out of the sum (which once made a window's CPU negative)."""
     total = 0.0
     for p in [ps, *ps.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
+            own = t.system if system_only else t.user + t.system
+            reaped = t.children_system if system_only else t.children_user + t.children_system
+            total += own + reaped
     return total
 
 
 def proc_sys_s(ps: psutil.Process) -> float:
-    total = 0.0
-    for p in [ps, *ps.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += p.cpu_times().system
-    return total
+    return proc_cpu_s(ps, system_only=True)
 
 
 def proc_rss(ps: psutil.Process) -> int:
