@@ -23,7 +23,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from loadgen.apis import GenerationParams, LLMApi, Prompt
 from loadgen.backoff import parse_retry_after
-from loadgen.reactor import ReactorBody
+from loadgen.reactor import ReactorBody, plain_stream_socket
 from loadgen.requestlog import RequestRecord
 from loadgen.sse import preview
 from loadgen.stream import StreamResult, read_chunks
@@ -404,12 +404,11 @@ class _ResponseBody:
         pass
 
 
-def idle_socket_alive(sock: Any) -> bool:
+def idle_socket_alive(raw: _socket.socket) -> bool:
     """Whether a pooled keep-alive socket can carry the next request: open, with nothing to read (an idle
     socket that is readable holds the server's FIN or stray bytes). One non-blocking peek: no yield to the
     hub, and no descriptor limit."""
-    raw = getattr(sock, "_sock", None)  # the OS-level socket (socket.socket is gevent's once patched)
-    if not isinstance(raw, _socket.socket) or raw.fileno() < 0:
+    if raw.fileno() < 0:
         return False
     try:
         raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -434,7 +433,8 @@ def steady_pool(http: Any) -> None:
     fallback = pool._is_socket_alive
 
     def alive(sock: Any) -> bool:
-        return idle_socket_alive(sock) if type(sock) is gevent.socket.socket else bool(fallback(sock))
+        raw = plain_stream_socket(sock)
+        return idle_socket_alive(raw) if raw is not None else bool(fallback(sock))
 
     pool._is_socket_alive = alive
 

@@ -42,7 +42,16 @@ import gevent.monkey
 from gevent.hub import Waiter
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
-__all__ = ["READ_GAP_S", "SWEEP_S", "WAKE_BYTES", "WAKE_READS", "ReactorBody", "StreamReactor", "reactor"]
+__all__ = [
+    "READ_GAP_S",
+    "SWEEP_S",
+    "WAKE_BYTES",
+    "WAKE_READS",
+    "ReactorBody",
+    "StreamReactor",
+    "plain_stream_socket",
+    "reactor",
+]
 
 WAKE_READS = 32
 WAKE_BYTES = 16 * 1024
@@ -283,6 +292,15 @@ def reactor() -> StreamReactor:
     return _REACTOR[2]
 
 
+def plain_stream_socket(gsock: Any) -> _socket.socket | None:
+    """The OS-level stream socket under a plain gevent socket; None for anything else (TLS, a closed or
+    foreign object). `socket.socket` is gevent's own class once Locust has patched the standard library."""
+    if type(gsock) is not gevent.socket.socket:
+        return None
+    raw = getattr(gsock, "_sock", None)
+    return raw if isinstance(raw, _socket.socket) and raw.type == socket.SOCK_STREAM else None
+
+
 class ReactorBody:
     """A streaming response's body through the process's reactor: the `next_chunk` contract of
     `loadgen.stream.read_chunks` (body bytes with their arrival time, b"" at the end).
@@ -311,11 +329,8 @@ class ReactorBody:
         a scripted clock, or a response whose socket geventhttpclient already let go)."""
         if clock is not time.perf_counter or _epoll is None:
             return None
-        gsock = getattr(resp, "_sock", None)
-        if type(gsock) is not gevent.socket.socket or not isinstance(getattr(resp, "_body_buffer", None), bytearray):
-            return None
-        raw = getattr(gsock, "_sock", None)
-        if not isinstance(raw, _socket.socket) or raw.type != socket.SOCK_STREAM or not hasattr(resp, "feed"):
+        raw = plain_stream_socket(getattr(resp, "_sock", None))
+        if raw is None or not isinstance(getattr(resp, "_body_buffer", None), bytearray) or not hasattr(resp, "feed"):
             return None
         return cls(resp, raw, clock, timeout_s)
 

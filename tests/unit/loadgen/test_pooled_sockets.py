@@ -12,6 +12,7 @@ import locust  # noqa: F401  (patches the standard library, as in every Locust r
 from geventhttpclient import HTTPClient
 
 from loadgen.client import idle_socket_alive, steady_pool
+from loadgen.reactor import plain_stream_socket
 
 
 @contextmanager
@@ -27,21 +28,29 @@ def pair(stack: ExitStack) -> tuple[gevent.socket.socket, gevent.socket.socket]:
     return a, b
 
 
+def alive(sock: gevent.socket.socket) -> bool:
+    raw = plain_stream_socket(sock)
+    assert raw is not None
+    return idle_socket_alive(raw)
+
+
 def test_an_idle_open_socket_is_alive_and_a_closed_or_dirty_one_is_not() -> None:
     with socket_pairs() as stack:
         idle, peer = pair(stack)
-        assert idle_socket_alive(idle)
+        assert alive(idle)
         peer.sendall(b"x")  # stray bytes: the connection's state is unknown
-        assert not idle_socket_alive(idle)
+        assert not alive(idle)
         assert idle.recv(1) == b"x"  # the check only peeked
 
         closed_by_peer, peer2 = pair(stack)
         peer2.close()  # the server's FIN
-        assert not idle_socket_alive(closed_by_peer)
+        assert not alive(closed_by_peer)
         mine, _peer3 = pair(stack)
+        raw = plain_stream_socket(mine)
+        assert raw is not None
         mine.close()
-        assert not idle_socket_alive(mine)
-        assert not idle_socket_alive(object())
+        assert not idle_socket_alive(raw)
+        assert plain_stream_socket(object()) is None
 
 
 def test_the_pool_checks_its_sockets_without_a_switch_and_is_patched_once() -> None:
